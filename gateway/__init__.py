@@ -1,0 +1,1 @@
+"""The single GraphQL endpoint: stitches the services' REST APIs and streams events live."""

@@ -1,0 +1,51 @@
+"""Live domain events from NATS for GraphQL subscriptions (core subscription, agency subject)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+
+log = logging.getLogger("trellis.gateway.live")
+
+
+class LiveEvents:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.nc: Client | None = None
+
+    async def connect(self) -> None:
+        self.nc = await nats.connect(self.url, max_reconnect_attempts=-1, reconnect_time_wait=1, name="gateway")
+
+    async def close(self) -> None:
+        if self.nc is not None:
+            await self.nc.drain()
+
+    async def stream(self, agency: str) -> AsyncIterator[dict[str, Any]]:
+        """Each CloudEvent published for `agency`, as it happens."""
+        assert self.nc is not None, "gateway not connected to NATS"
+        queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1000)
+
+        async def on_msg(msg: Any) -> None:
+            if queue.full():  # a slow client loses the oldest events, never blocks the others
+                queue.get_nowait()
+            queue.put_nowait(msg.data)
+
+        # Subjects are <domain>.<EventName>.<agency>; the last token is the tenant.
+        sub = await self.nc.subscribe(f"*.*.{agency}", cb=on_msg)
+        try:
+            while True:
+                data = await queue.get()
+                try:
+                    yield json.loads(data)
+                except ValueError:
+                    log.warning("undecodable event on the live feed dropped")
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()

@@ -1,0 +1,1 @@
+"""Trellis services. They never import each other (an import-linter contract)."""

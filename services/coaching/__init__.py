@@ -1,0 +1,1 @@
+"""Coaching: structured, skill-based coaching tasks, sessions and plans."""

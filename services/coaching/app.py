@@ -1,0 +1,14 @@
+"""Builds the coaching service with the kernel's factory."""
+
+from fastapi import FastAPI
+
+from services.coaching.api import router
+from services.coaching.handlers import handlers
+from trellis.service import create_service
+
+
+def create_app(**overrides: object) -> FastAPI:
+    return create_service(
+        "coaching", router=router, handlers=handlers,
+        description="Coaching tasks opened from observed practice.", **overrides,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,1 @@
+"""Fidelity: versioned instruments, scored observations of practice, certification, drift."""

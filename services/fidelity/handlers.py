@@ -1,0 +1,5 @@
+"""Fidelity event handlers (none yet: roster and learning events come with later services)."""
+
+from trellis.bus import Handlers
+
+handlers = Handlers()

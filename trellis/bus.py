@@ -1,0 +1,231 @@
+"""NATS JetStream: the broker, the streams, and durable consumers with retries and a DLQ."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from faststream import AckPolicy
+from faststream.nats import JStream, NatsBroker, PullSub
+from faststream.nats.annotations import NatsMessage
+from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+from nats.js.api import ConsumerConfig, DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from trellis import inbox
+from trellis.envelope import Envelope, EventPayload
+from trellis.settings import Settings
+
+if TYPE_CHECKING:
+    from nats.js.client import JetStreamContext
+    from opentelemetry.trace import TracerProvider
+
+    from trellis.db import Database
+    from trellis.metrics import Metrics
+
+log = logging.getLogger("trellis.bus")
+
+DOMAIN_STREAMS = {d.upper(): [f"{d}.>"] for d in ("readiness", "learning", "coaching", "fidelity", "community")}
+DLQ_STREAM = "DLQ"
+
+
+class PermanentError(Exception):
+    """The message can never be handled (malformed, unknown shape): dead-letter it at once."""
+
+
+HandlerFn = Callable[[Envelope, Any, AsyncSession], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class HandlerSpec:
+    name: str
+    event: type[EventPayload]
+    fn: HandlerFn
+
+    @property
+    def subject(self) -> str:
+        return f"{self.event.domain}.{self.event.name}.*"
+
+    @property
+    def stream(self) -> str:
+        return self.event.domain.upper()
+
+
+@dataclass
+class Handlers:
+    """What a service's handlers.py exports: `@handlers.on(EventModel, "name")`."""
+
+    specs: list[HandlerSpec] = field(default_factory=list)
+
+    def on(self, event: type[EventPayload], name: str) -> Callable[[HandlerFn], HandlerFn]:
+        def register(fn: HandlerFn) -> HandlerFn:
+            self.specs.append(HandlerSpec(name=name, event=event, fn=fn))
+            return fn
+
+        return register
+
+
+def build_broker(settings: Settings, tracer_provider: TracerProvider | None = None) -> NatsBroker:
+    return NatsBroker(
+        settings.nats_url,
+        middlewares=[NatsTelemetryMiddleware(tracer_provider=tracer_provider)],
+        max_reconnect_attempts=-1,  # an outage delays events, it never stops the service
+        reconnect_time_wait=1,
+        logger=logging.getLogger("trellis.faststream"),
+        log_level=logging.DEBUG,
+    )
+
+
+def jetstream(broker: NatsBroker) -> JetStreamContext:
+    js = broker.config.connection_state.stream
+    assert js is not None, "broker is not connected"
+    return js
+
+
+def stream_configs(settings: Settings) -> list[StreamConfig]:
+    common: dict[str, Any] = {
+        "storage": StorageType.FILE,
+        "num_replicas": settings.stream_replicas,
+        "retention": RetentionPolicy.LIMITS,
+        "discard": DiscardPolicy.OLD,
+        "max_age": settings.stream_max_age_days * 86400.0,
+        "duplicate_window": settings.stream_duplicate_window_s,
+    }
+    configs = [StreamConfig(name=n, subjects=s, **common) for n, s in DOMAIN_STREAMS.items()]
+    configs.append(StreamConfig(name=DLQ_STREAM, subjects=["dlq.>"], **common))
+    return configs
+
+
+async def ensure_streams(js: JetStreamContext, settings: Settings) -> None:
+    """Create or update every stream; idempotent, safe from every replica."""
+    for cfg in stream_configs(settings):
+        try:
+            await js.stream_info(cfg.name)  # type: ignore[arg-type]
+            await js.update_stream(cfg)
+        except NotFoundError:
+            await js.add_stream(cfg)
+
+
+@dataclass
+class ConsumerContext:
+    service: str
+    db: Database
+    broker: NatsBroker
+    settings: Settings
+    metrics: Metrics
+
+
+def consumer_name(service: str, handler: str) -> str:
+    return f"{service}--{handler}"
+
+
+def register_handlers(ctx: ConsumerContext, handlers: Handlers) -> list[tuple[str, str]]:
+    """Subscribe every handler as a durable pull consumer. Returns (durable, stream) pairs."""
+    names = []
+    for spec in handlers.specs:
+        durable = consumer_name(ctx.service, spec.name)
+        names.append((durable, spec.stream))
+        config = ConsumerConfig(
+            ack_wait=ctx.settings.consumer_ack_wait_s,
+            # The bound is enforced here, not by the server: a server-side max_deliver would
+            # silently drop the message if the DLQ publish failed on the last attempt.
+            max_deliver=-1,
+            max_ack_pending=1000,
+        )
+
+        ctx.broker.subscriber(
+            spec.subject,
+            stream=JStream(spec.stream, declare=False),
+            durable=durable,
+            config=config,
+            pull_sub=PullSub(batch_size=32, timeout=1.0),
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+        )(_on_message(ctx, spec, durable))
+    return names
+
+
+def _on_message(ctx: ConsumerContext, spec: HandlerSpec, durable: str) -> Callable[..., Awaitable[None]]:
+    # Only the message is injected: the kernel decodes the body itself, so a malformed
+    # one reaches the DLQ instead of failing inside FastStream before any handler runs.
+    async def on_message(msg: NatsMessage) -> None:
+        await process(ctx, spec, durable, msg)
+
+    on_message.__name__ = spec.fn.__name__
+    return on_message
+
+
+async def process(ctx: ConsumerContext, spec: HandlerSpec, durable: str, msg: Any) -> None:
+    raw = msg.raw_message
+    deliveries = raw.metadata.num_delivered if raw.metadata else 1
+    try:
+        try:
+            env = Envelope.from_bytes(raw.data)
+        except ValidationError as e:
+            raise PermanentError(f"not a Trellis CloudEvent: {e}") from e
+        if env.type != spec.event.event_type():
+            # Another major version on the same subject: not ours to handle.
+            await msg.ack()
+            ctx.metrics.events_consumed.labels(durable, "skipped").inc()
+            return
+        try:
+            payload = env.payload(spec.event)
+        except ValidationError as e:
+            raise PermanentError(f"payload does not match {spec.event.event_type()}: {e}") from e
+        async with ctx.db.unit_of_work(agency=env.agency) as session:
+            if await inbox.claim(session, durable, env.id):
+                await spec.fn(env, payload, session)
+                outcome = "handled"
+            else:
+                outcome = "duplicate"
+        await msg.ack()
+        ctx.metrics.events_consumed.labels(durable, outcome).inc()
+    except Exception as exc:
+        permanent = isinstance(exc, PermanentError)
+        if permanent or deliveries >= ctx.settings.consumer_max_deliver:
+            await dead_letter(ctx, durable, raw, exc, deliveries)
+            await msg.ack()
+            ctx.metrics.events_consumed.labels(durable, "dead_lettered").inc()
+            return
+        backoff = ctx.settings.consumer_backoff_s or [1.0]
+        delay = backoff[min(deliveries - 1, len(backoff) - 1)]
+        log.warning("%s: delivery %d failed (%r); retrying in %.1fs", durable, deliveries, exc, delay)
+        await msg.nack(delay=delay)
+        ctx.metrics.events_consumed.labels(durable, "retried").inc()
+
+
+async def dead_letter(ctx: ConsumerContext, durable: str, raw: Any, exc: BaseException, deliveries: int) -> None:
+    meta = raw.metadata
+    seq = meta.sequence.stream if meta else 0
+    headers = {k: v for k, v in (raw.headers or {}).items() if k != "Nats-Msg-Id"}
+    headers.update(
+        {
+            "Nats-Msg-Id": f"{durable}:{raw.headers.get('Nats-Msg-Id', seq) if raw.headers else seq}",
+            "Trellis-Consumer": durable,
+            "Trellis-Original-Subject": raw.subject,
+            "Trellis-Original-Stream": meta.stream if meta else "",
+            "Trellis-Original-Sequence": str(seq),
+            "Trellis-Deliveries": str(deliveries),
+            "Trellis-Error": f"{type(exc).__name__}: {exc}"[:4000],
+            "Trellis-Error-Trace": "".join(traceback.format_exception_only(exc))[-2000:],
+        }
+    )
+    await ctx.broker.publish(raw.data, subject=f"dlq.{durable}", headers=headers, stream=DLQ_STREAM)
+    log.error("%s: dead-lettered %s after %d deliveries: %s", durable, raw.subject, deliveries, exc)
+
+
+async def consumer_lag(js: JetStreamContext, stream: str, durable: str) -> int:
+    info = await js.consumer_info(stream, durable)
+    return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+
+async def dlq_depth(js: JetStreamContext, durable: str) -> int:
+    try:
+        info = await js.stream_info(DLQ_STREAM, subjects_filter=f"dlq.{durable}")
+    except NotFoundError:
+        return 0
+    return int((info.state.subjects or {}).get(f"dlq.{durable}", 0))

@@ -1,0 +1,226 @@
+"""SQLAlchemy 2 async engine, units of work, kernel tables and tenant scoping."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    event,
+    text,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# Kernel tables live in every service database, next to the service's own tables.
+kernel_metadata = MetaData(naming_convention=NAMING)
+
+# BigInteger on PostgreSQL, INTEGER on SQLite (where only INTEGER PRIMARY KEY autoincrements).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+outbox = Table(
+    "outbox",
+    kernel_metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("subject", String(255), nullable=False),
+    Column("event_type", String(255), nullable=False),
+    Column("aggregate", String(255), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("headers", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text, nullable=True),
+)
+Index("ix_outbox_unsent", outbox.c.sent_at, outbox.c.id)
+
+inbox = Table(
+    "inbox",
+    kernel_metadata,
+    Column("consumer", String(128), primary_key=True),
+    Column("event_id", String(36), primary_key=True),
+    Column("processed_at", UTCDateTime, nullable=False),
+)
+
+idempotency = Table(
+    "idempotency_keys",
+    kernel_metadata,
+    Column("key", String(255), primary_key=True),
+    Column("principal", String(255), primary_key=True),
+    Column("method", String(8), nullable=False),
+    Column("path", String(1024), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("status", Integer, nullable=True),
+    Column("response", LargeBinary, nullable=True),
+    Column("content_type", String(255), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+
+class TenantScoped:
+    """Mixin for ORM classes whose rows belong to one agency (column `agency_id`).
+
+    Every ORM query on them is filtered to the session's agency; a session without an
+    agency refuses to load them (fail closed) unless it is marked `all_agencies`.
+    """
+
+    agency_id: Mapped[str] = mapped_column(String(36), index=True, nullable=False)
+
+
+class TenancyError(RuntimeError):
+    pass
+
+
+def set_agency(session: AsyncSession | Session, agency: str | None, *, all_agencies: bool = False) -> None:
+    target = session.sync_session if isinstance(session, AsyncSession) else session
+    target.info["agency"] = agency
+    target.info["all_agencies"] = all_agencies
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _scope_to_agency(state: ORMExecuteState) -> None:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    if state.execution_options.get("include_all_agencies") or state.session.info.get("all_agencies"):
+        return
+    mappers = [m.class_ for m in state.all_mappers] if state.is_select else []
+    if state.is_update or state.is_delete:
+        mappers = [state.bind_mapper.class_] if state.bind_mapper else []
+    scoped = [c for c in mappers if issubclass(c, TenantScoped)]
+    if not scoped:
+        return
+    agency = state.session.info.get("agency")
+    if agency is None:
+        raise TenancyError("query on agency data without an agency in scope")
+    state.statement = state.statement.options(
+        with_loader_criteria(TenantScoped, lambda cls: cls.agency_id == agency, include_aliases=True)
+    )
+
+
+@event.listens_for(Session, "before_flush")
+def _stamp_agency(session: Session, flush_context: Any, instances: Any) -> None:
+    """New agency rows take the session's agency; a different one is a bug, refused."""
+    agency = session.info.get("agency")
+    for obj in session.new:
+        if isinstance(obj, TenantScoped):
+            if obj.agency_id is None:
+                if agency is None:
+                    raise TenancyError(f"{type(obj).__name__} written without an agency in scope")
+                obj.agency_id = agency
+            elif agency is not None and obj.agency_id != agency and not session.info.get("all_agencies"):
+                raise TenancyError("row belongs to another agency than the session's")
+
+
+class Database:
+    """One engine per service process; `unit_of_work()` is one transaction."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        parsed = make_url(url)
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.is_sqlite:
+            if parsed.database and parsed.database != ":memory:":
+                from pathlib import Path
+
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite allows one writer; serialising writers here avoids "database is locked".
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        # Set after a commit that staged outbox rows: the relay wakes at once.
+        self.outbox_signal = asyncio.Event()
+
+    @asynccontextmanager
+    async def unit_of_work(
+        self, agency: str | None = None, *, all_agencies: bool = False
+    ) -> AsyncIterator[AsyncSession]:
+        if self._write_lock is not None:
+            async with self._write_lock:
+                async with self._session(agency, all_agencies) as s:
+                    yield s
+        else:
+            async with self._session(agency, all_agencies) as s:
+                yield s
+
+    @asynccontextmanager
+    async def _session(self, agency: str | None, all_agencies: bool) -> AsyncIterator[AsyncSession]:
+        async with self.sessionmaker() as session:
+            set_agency(session, agency, all_agencies=all_agencies)
+            async with session.begin():
+                yield session
+            if session.info.pop("outbox_dirty", False):
+                self.outbox_signal.set()
+
+    @asynccontextmanager
+    async def reader(self, agency: str | None = None, *, all_agencies: bool = False) -> AsyncIterator[AsyncSession]:
+        async with self._session(agency, all_agencies) as s:
+            yield s
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()

