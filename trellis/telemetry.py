@@ -7,10 +7,10 @@ import os
 import sys
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -38,7 +38,12 @@ def instrument_app(app: Any, provider: trace.TracerProvider) -> None:
 
 
 def instrument_engine(engine: Any, provider: trace.TracerProvider) -> None:
-    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, tracer_provider=provider)
+    # Per engine, not SQLAlchemyInstrumentor(): that is a process-wide singleton and would
+    # skip the second service's engine when several share a process (tests, benchmarks).
+    tracer = provider.get_tracer("opentelemetry.instrumentation.sqlalchemy")
+    usage = metrics.get_meter("opentelemetry.instrumentation.sqlalchemy").create_up_down_counter(
+        "db.client.connections.usage", unit="connections")
+    EngineTracer(tracer, engine.sync_engine, usage)
 
 
 def instrument_httpx(provider: trace.TracerProvider) -> None:
