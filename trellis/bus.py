@@ -184,7 +184,7 @@ async def process(ctx: ConsumerContext, spec: HandlerSpec, durable: str, msg: An
                 outcome = "duplicate"
         await msg.ack()
         ctx.metrics.events_consumed.labels(durable, outcome).inc()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure is retried, then dead-lettered
         permanent = isinstance(exc, PermanentError)
         if permanent or deliveries >= ctx.settings.consumer_max_deliver:
             await dead_letter(ctx, durable, raw, exc, deliveries)

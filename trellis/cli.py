@@ -40,7 +40,9 @@ def token(
 
 
 @app.command()
-def migrate(services: Annotated[list[str] | None, typer.Argument(help="Default: every configured service")] = None) -> None:
+def migrate(
+    services: Annotated[list[str] | None, typer.Argument(help="Default: every configured service")] = None,
+) -> None:
     """Bring each service's database to the latest schema (Alembic)."""
     from trellis.migrate import upgrade
 

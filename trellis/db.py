@@ -188,9 +188,8 @@ class Database:
         self, agency: str | None = None, *, all_agencies: bool = False
     ) -> AsyncIterator[AsyncSession]:
         if self._write_lock is not None:
-            async with self._write_lock:
-                async with self._session(agency, all_agencies) as s:
-                    yield s
+            async with self._write_lock, self._session(agency, all_agencies) as s:
+                yield s
         else:
             async with self._session(agency, all_agencies) as s:
                 yield s

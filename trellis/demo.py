@@ -67,7 +67,9 @@ def seed(settings: Settings, console: Console | None = None) -> dict[str, str]:
                   f"{len(plan)} observations over {MONTHS} months.")
     first = next(iter(PRACTITIONERS))
     console.print(f"Try, in GraphQL ({service_settings('gateway', settings).url}/graphql) with the coach token:")
-    console.print(f'  {{ practitioner(id: "{first}") {{ observations {{ observedOn score }} coachingTasks {{ kind dueOn status }} }} }}')
+    query = (f'{{ practitioner(id: "{first}") {{ observations {{ observedOn score }} '
+             'coachingTasks { kind dueOn } } }')
+    console.print(f"  {query}", soft_wrap=True)
     for role, tok in tokens.items():
         console.print(f"\n[bold]{role}[/bold] token (Authorization: Bearer …):\n{tok}", soft_wrap=True)
     return tokens

@@ -8,6 +8,7 @@ publish can never let a later event of the same aggregate overtake it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -115,10 +116,8 @@ class OutboxRelay:
 
     async def _wait_for_commit(self) -> None:
         signal = self.db.outbox_signal
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(signal.wait(), timeout=self.poll_s)
-        except TimeoutError:
-            pass
         signal.clear()
 
     def _leadership(self) -> Any:

@@ -58,7 +58,9 @@ def field_error(location: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"field": location, "pointer": "#/" + "/".join(pointer_parts), "message": message, **extra}
 
 
-def problem_body(status: int, detail: str, *, slug: str, title: str, instance: str, errors: list[dict[str, Any]]) -> dict[str, Any]:
+def problem_body(
+    status: int, detail: str, *, slug: str, title: str, instance: str, errors: list[dict[str, Any]]
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": f"urn:trellis:problem:{slug}",
         "title": title,

@@ -36,7 +36,8 @@ def start_nats(var: Path, port: int) -> subprocess.Popen[bytes]:
     conf = var / "nats.conf"
     conf.write_text(nats_config(store, port))
     log = open(var / "nats.log", "ab")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen([nats_server_binary(), "-c", str(conf)], stdout=log, stderr=log)
+    proc = subprocess.Popen([nats_server_binary(), "-c", str(conf)], stdout=log, stderr=log,
+                            start_new_session=True)
     wait_for_port(port, proc)
     return proc
 
@@ -68,16 +69,18 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0)
 
 
 def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in reversed(procs):
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    for p in reversed(procs):
-        try:
-            p.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    """Services and gateway first, nats-server last, so they can drain and close cleanly."""
+    for group in (procs[1:], procs[:1]):
+        for p in group:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for p in group:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
 
 def run_stack(*, seed: bool = True, settings: Settings | None = None) -> int:
@@ -106,9 +109,11 @@ def run_stack(*, seed: bool = True, settings: Settings | None = None) -> int:
         for name in [*settings.services, "gateway"]:
             module = "gateway" if name == "gateway" else f"services.{name}"
             log = open(var / f"{name}.log", "ab")  # noqa: SIM115
-            procs.append(subprocess.Popen([sys.executable, "-m", module], env=env, stdout=log, stderr=log))
+            # A session of its own: Ctrl-C reaches only the runner, which stops children in order.
+            procs.append(subprocess.Popen([sys.executable, "-m", module], env=env, stdout=log, stderr=log,
+                                          start_new_session=True))
             started.append((name, service_settings(name, settings).url, procs[-1]))
-        for name, url, proc in started:
+        for _name, url, proc in started:
             wait_healthy(url, proc)
         marker = var / ".seeded"
         if seed and not marker.exists():

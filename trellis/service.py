@@ -86,7 +86,10 @@ def create_service(
             relay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await relay_task
-            await broker.stop()
+            try:
+                await broker.stop()
+            except Exception as e:  # noqa: BLE001 - NATS already gone: nothing left to drain
+                log.warning("%s: broker stop: %r", name, e)
             await db.dispose()
 
     app = FastAPI(title=title or f"Trellis {name}", description=description, version="1.0.0", lifespan=lifespan)

@@ -54,7 +54,9 @@ async def list_tasks(
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut)
-async def get_task(task_id: UUID, db: DB, principal: Annotated[Principal, require_roles(*STAFF, "practitioner")]) -> TaskOut:
+async def get_task(
+    task_id: UUID, db: DB, principal: Annotated[Principal, require_roles(*STAFF, "practitioner")]
+) -> TaskOut:
     async with db.reader(agency=principal.agency) as s:
         task = (await s.scalars(select(Task).where(Task.id == str(task_id)))).one_or_none()
     if task is None or (not principal.has(*STAFF) and task.practitioner_id != principal.sub):

@@ -85,7 +85,8 @@ async def record_observation(
             errors.append(field_error("body.instrument_id", f"instrument is {row.status}, not active"))
         else:
             instrument = row.to_domain()
-            errors += [field_error(f"body.{e.field}", e.message) for e in domain.validate_scores(instrument, body.scores)]
+            bad = domain.validate_scores(instrument, body.scores)
+            errors += [field_error(f"body.{e.field}", e.message) for e in bad]
         if errors:
             raise Problem(422, f"The observation has {len(errors)} problem(s); nothing was recorded.",
                           slug="validation-error", errors=errors)

@@ -59,7 +59,8 @@ def validate_scores(instrument: Instrument, scores: Mapping[str, int]) -> list[S
     for key, value in scores.items():
         item = instrument.item(key)
         if item is None:
-            errors.append(ScoreError(f"scores.{key}", f"'{key}' is not an item of {instrument.name} v{instrument.version}"))
+            where = f"{instrument.name} v{instrument.version}"
+            errors.append(ScoreError(f"scores.{key}", f"'{key}' is not an item of {where}"))
         elif not item.scale_min <= value <= item.scale_max:
             errors.append(
                 ScoreError(f"scores.{key}", f"score {value} is outside the scale {item.scale_min}–{item.scale_max}")
