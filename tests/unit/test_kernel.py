@@ -1,0 +1,62 @@
+"""Kernel pieces that need no broker: tenancy in the data layer, settings, cursors."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from services.coaching.models import Task
+from trellis.db import Database, TenancyError, utcnow
+from trellis.migrate import upgrade_async
+from trellis.pagination import decode_cursor, encode_cursor
+from trellis.problems import Problem
+from trellis.settings import Settings, service_settings
+
+
+async def test_queries_are_scoped_to_the_sessions_agency_and_fail_closed(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/c.db"
+    await upgrade_async("coaching", url)
+    db = Database(url)
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    for agency in (a, b):
+        async with db.unit_of_work(agency=agency) as s:
+            s.add(Task(id=str(uuid.uuid4()), practitioner_id="p", kind="k", status="open",
+                       due_on=utcnow().date(), created_at=utcnow()))
+    async with db.reader(agency=a) as s:
+        rows = (await s.scalars(select(Task))).all()
+        assert [t.agency_id for t in rows] == [a]
+        # Even an explicit filter for another agency cannot widen the scope.
+        assert (await s.scalars(select(Task).where(Task.agency_id == b))).all() == []
+    with pytest.raises(TenancyError):
+        async with db.reader() as s:
+            await s.scalars(select(Task))
+    with pytest.raises(TenancyError):
+        async with db.unit_of_work(agency=a) as s:
+            s.add(Task(id="x", agency_id=b, practitioner_id="p", kind="k", status="open",
+                       due_on=utcnow().date(), created_at=utcnow()))
+    async with db.reader(all_agencies=True) as s:
+        assert len((await s.scalars(select(Task))).all()) == 2
+    await db.dispose()
+
+
+def test_per_service_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TRELLIS_FIDELITY_DATABASE_URL", "postgresql+asyncpg://u@db/fidelity")
+    monkeypatch.setenv("TRELLIS_FIDELITY_PORT", "9100")
+    monkeypatch.setenv("TRELLIS_SERVICES", '["fidelity","coaching","readiness"]')
+    platform = Settings(var_dir=tmp_path)
+    fid = service_settings("fidelity", platform)
+    assert fid.database_url == "postgresql+asyncpg://u@db/fidelity" and fid.url == "http://127.0.0.1:9100"
+    coach = service_settings("coaching", platform)
+    assert coach.database_url == f"sqlite+aiosqlite:///{tmp_path / 'coaching.db'}" and coach.port == 8003
+    assert platform.services == ["fidelity", "coaching", "readiness"]
+
+
+def test_cursors_round_trip_and_refuse_garbage() -> None:
+    cursor = encode_cursor("0190a000-0000-7000-8000-000000000001")
+    assert decode_cursor(cursor) == "0190a000-0000-7000-8000-000000000001"
+    for bad in ("!!!", "", "a" * 200):
+        with pytest.raises(Problem):
+            decode_cursor(bad)
