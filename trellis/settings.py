@@ -51,7 +51,6 @@ class Settings(BaseSettings):
     oidc_issuer: str | None = None
     oidc_jwks_url: str | None = None
     oidc_audience: str | None = None
-    gateway_url: str = "http://127.0.0.1:8000"
     log_level: str = "INFO"
 
     @property
@@ -69,17 +68,17 @@ class ServiceSettings(BaseSettings):
     database_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 0
-    url_override: str | None = Field(default=None, alias="url")
+    base_url: str | None = Field(default=None, description="Where others reach it, e.g. http://fidelity:8000")
 
     @property
     def url(self) -> str:
-        return self.url_override or f"http://{self.host}:{self.port}"
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
 @cache
 def _service_settings_class(service: str) -> type[ServiceSettings]:
     config = SettingsConfigDict(
-        env_prefix=f"TRELLIS_{service.upper()}_", extra="ignore", populate_by_name=True
+        env_prefix=f"TRELLIS_{service.upper()}_", extra="ignore"
     )
     return type(f"{service.title()}Settings", (ServiceSettings,), {"model_config": config})
 

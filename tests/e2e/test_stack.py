@@ -218,7 +218,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "TRELLIS_NATS_PORT": str(ports["nats"]),
         "TRELLIS_NATS_URL": f"nats://127.0.0.1:{ports['nats']}",
         "TRELLIS_GATEWAY_PORT": str(ports["gateway"]),
-        "TRELLIS_GATEWAY_URL": f"http://127.0.0.1:{ports['gateway']}",
         "TRELLIS_JWT_SECRET": JWT["jwt_secret"],
         "TRELLIS_JWT_ISSUER": JWT["jwt_issuer"],
         "TRELLIS_JWT_AUDIENCE": JWT["jwt_audience"],
