@@ -146,16 +146,28 @@ def _scope_to_agency(state: ORMExecuteState) -> None:
 
 @event.listens_for(Session, "before_flush")
 def _stamp_agency(session: Session, flush_context: Any, instances: Any) -> None:
-    """New agency rows take the session's agency; a different one is a bug, refused."""
-    agency = session.info.get("agency")
-    for obj in session.new:
-        if isinstance(obj, TenantScoped):
-            if obj.agency_id is None:
-                if agency is None:
-                    raise TenancyError(f"{type(obj).__name__} written without an agency in scope")
-                obj.agency_id = agency
-            elif agency is not None and obj.agency_id != agency and not session.info.get("all_agencies"):
-                raise TenancyError("row belongs to another agency than the session's")
+    stamp_new_rows(session)
+
+
+def stamp_new_rows(session: Session | AsyncSession) -> None:
+    """New agency rows take the session's agency; a different one is a bug, refused.
+
+    Rows already checked (under the agency that was in scope when they were added) are
+    skipped, so one transaction can serve several agencies' events in turn.
+    """
+    target = session.sync_session if isinstance(session, AsyncSession) else session
+    agency = target.info.get("agency")
+    checked: set[int] = target.info.setdefault("stamped", set())
+    for obj in target.new:
+        if not isinstance(obj, TenantScoped) or id(obj) in checked:
+            continue
+        if obj.agency_id is None:
+            if agency is None:
+                raise TenancyError(f"{type(obj).__name__} written without an agency in scope")
+            obj.agency_id = agency
+        elif agency is not None and obj.agency_id != agency and not target.info.get("all_agencies"):
+            raise TenancyError("row belongs to another agency than the session's")
+        checked.add(id(obj))
 
 
 class Database:

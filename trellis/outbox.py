@@ -14,8 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry import context as otel_context
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,24 +24,36 @@ from trellis.envelope import Envelope
 log = logging.getLogger("trellis.outbox")
 
 Publish = Callable[[str, bytes, dict[str, str]], Awaitable[Any]]
+_STAGE = insert(outbox)  # built once; per-call .values() costs more than the insert itself
 
 
 async def add_event(session: AsyncSession, event: Envelope, *, aggregate: str | None = None) -> None:
     """Stage `event` in the caller's transaction; it is published after commit."""
     headers: dict[str, str] = {}
     propagate.inject(headers)  # the trace continues in the relay and the consumers
-    await session.execute(
-        insert(outbox).values(
-            event_id=event.id,
-            subject=event.nats_subject,
-            event_type=event.type,
-            aggregate=aggregate or event.subject,
-            body=event.to_bytes(),
-            headers=headers,
-            created_at=utcnow(),
-        )
-    )
-    session.sync_session.info["outbox_dirty"] = True
+    row = {
+        "event_id": event.id, "subject": event.nats_subject, "event_type": event.type,
+        "aggregate": aggregate or event.subject, "body": event.to_bytes(), "headers": headers,
+        "created_at": utcnow(),
+    }
+    info = session.sync_session.info
+    buffer = info.get("outbox_buffer")
+    if buffer is not None:
+        buffer.append(row)  # group commit: written in one statement by flush_staged()
+    else:
+        await session.execute(_STAGE, row)
+    info["outbox_dirty"] = True
+
+
+def buffer_events(session: AsyncSession) -> None:
+    """From now on add_event() collects rows; flush_staged() writes them in one statement."""
+    session.sync_session.info["outbox_buffer"] = []
+
+
+async def flush_staged(session: AsyncSession) -> None:
+    rows = session.sync_session.info.pop("outbox_buffer", None)
+    if rows:
+        await session.execute(_STAGE, rows)
 
 
 @dataclass
@@ -75,13 +86,17 @@ class OutboxRelay:
         *,
         batch: int = 256,
         poll_s: float = 1.0,
+        linger_s: float = 0.0,
         max_backoff_s: float = 10.0,
         on_published: Callable[[int], None] | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
     ) -> None:
         self.db = db
+        self.tracer = trace.get_tracer("trellis.outbox", tracer_provider=tracer_provider)
         self.publish = publish
         self.batch = batch
         self.poll_s = poll_s
+        self.linger_s = linger_s
         self.max_backoff_s = max_backoff_s
         self.on_published = on_published
         self._stopping = False
@@ -101,7 +116,7 @@ class OutboxRelay:
                             backoff = min(backoff * 2, self.max_backoff_s)
                             continue
                         backoff = 0.1
-                        if sent == 0:
+                        if sent < self.batch:  # drained; a commit since then has set the signal
                             await self._wait_for_commit()
             except asyncio.CancelledError:
                 raise
@@ -118,6 +133,8 @@ class OutboxRelay:
         signal = self.db.outbox_signal
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(signal.wait(), timeout=self.poll_s)
+        if self.linger_s and signal.is_set():
+            await asyncio.sleep(self.linger_s)  # let concurrent commits join this batch
         signal.clear()
 
     def _leadership(self) -> Any:
@@ -167,14 +184,16 @@ class OutboxRelay:
 
     async def _publish_row(self, row: Any) -> Any:
         headers = {str(k): str(v) for k, v in (row.headers or {}).items()}
-        ctx = propagate.extract(headers)
-        headers["Nats-Msg-Id"] = row.event_id
-        headers["content-type"] = "application/cloudevents+json"
-        token = otel_context.attach(ctx)
-        try:
+        # The publish span continues the trace of the request that staged the event.
+        with self.tracer.start_as_current_span(
+            f"{row.subject} publish", context=propagate.extract(headers), kind=trace.SpanKind.PRODUCER,
+            attributes={"messaging.system": "nats", "messaging.destination.name": row.subject,
+                        "messaging.message.id": row.event_id},
+        ):
+            propagate.inject(headers)
+            headers["Nats-Msg-Id"] = row.event_id
+            headers["content-type"] = "application/cloudevents+json"
             return await self.publish(row.subject, row.body, headers)
-        finally:
-            otel_context.detach(token)
 
 
 class _AlwaysLeader:

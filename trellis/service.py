@@ -25,6 +25,7 @@ from trellis.bus import (
     ensure_streams,
     jetstream,
     register_handlers,
+    relay_publisher,
 )
 from trellis.db import Database
 from trellis.idempotency import IdempotencyMiddleware
@@ -68,12 +69,9 @@ def create_service(
         await ensure_streams(jetstream(broker), settings)
         await broker.start()
 
-        async def publish(subject: str, body: bytes, headers: dict[str, str]) -> Any:
-            stream = subject.split(".", 1)[0].upper()
-            return await broker.publish(body, subject=subject, headers=headers, stream=stream, timeout=5.0)
-
-        relay = OutboxRelay(db, publish, batch=settings.outbox_batch, poll_s=settings.outbox_poll_s,
-                            on_published=metrics.events_published.inc)
+        relay = OutboxRelay(db, relay_publisher(broker), batch=settings.outbox_batch, poll_s=settings.outbox_poll_s,
+                            linger_s=settings.outbox_linger_s,
+                            on_published=metrics.events_published.inc, tracer_provider=provider)
         app.state.relay = relay
         relay_task = asyncio.create_task(relay.run(), name=f"{name}-outbox-relay")
         if on_startup is not None:
@@ -83,9 +81,9 @@ def create_service(
             yield
         finally:
             relay.stop()
-            relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
+            # Let a drain in progress finish and mark its rows sent.
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(relay_task, timeout=5)
             try:
                 await broker.stop()
             except Exception as e:  # noqa: BLE001 - NATS already gone: nothing left to drain

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     consumer_ack_wait_s: float = 30.0
     outbox_poll_s: float = 1.0
     outbox_batch: int = 256
+    outbox_linger_s: float = 0.0
     # Auth: a dev HS256 secret, or an OIDC issuer whose JWKS verifies RS/ES tokens.
     jwt_secret: SecretStr = SecretStr(DEV_SECRET)
     jwt_issuer: str = "trellis-dev"

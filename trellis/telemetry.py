@@ -20,15 +20,18 @@ _configured_logging = False
 
 
 def tracer_provider(service: str) -> trace.TracerProvider:
-    """The process's provider; created once, with an OTLP exporter when the endpoint is set."""
-    current = trace.get_tracer_provider()
-    if isinstance(current, TracerProvider):
-        return current
-    provider = TracerProvider(resource=Resource.create({"service.name": f"trellis-{service}"}))
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    """The process's provider: an SDK one exporting over OTLP when the endpoint is set.
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    Without an endpoint the global no-op provider stays: spans nobody exports would cost about
+    half the message throughput, and incoming trace context still passes through untouched.
+    """
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider) or not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return current
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    provider = TracerProvider(resource=Resource.create({"service.name": f"trellis-{service}"}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     return provider
 
@@ -38,6 +41,8 @@ def instrument_app(app: Any, provider: trace.TracerProvider) -> None:
 
 
 def instrument_engine(engine: Any, provider: trace.TracerProvider) -> None:
+    if not isinstance(provider, TracerProvider):
+        return  # nothing records: per-statement hooks would only cost time
     # Per engine, not SQLAlchemyInstrumentor(): that is a process-wide singleton and would
     # skip the second service's engine when several share a process (tests, benchmarks).
     tracer = provider.get_tracer("opentelemetry.instrumentation.sqlalchemy")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import date
 from pathlib import Path
@@ -18,6 +19,7 @@ from services.coaching.models import Task
 from tests.conftest import make_settings
 from tests.stack import Stack, eventually, observation, running_stack
 from tests.support import NatsServer
+from trellis.bus import GroupCommit, ensure_streams
 from trellis.envelope import Envelope
 
 CONSUMER = "coaching--open-debrief-task"
@@ -146,3 +148,51 @@ async def test_poison_messages_go_to_dlq_and_the_consumer_keeps_going(
         assert consumed(st, "retried") == settings.consumer_max_deliver - 1
         metrics = (await st.coaching.get("/metrics")).text
         assert f'trellis_dlq_depth{{consumer="{CONSUMER}"}} 2.0' in metrics
+
+
+async def test_group_commit_keeps_agencies_apart_and_isolates_a_poison_event(
+    nats_server, make_db_url, tmp_path, js_client, monkeypatch
+):
+    """A burst lands in shared transactions: every event still gets its own agency, exactly once."""
+    settings = make_settings(nats_server.url, tmp_path)
+    urls = {"fidelity": make_db_url("fidelity"), "coaching": make_db_url("coaching")}
+    agencies = [str(uuid.uuid4()) for _ in range(5)]
+    cursed = str(uuid.uuid4())
+    real_rule = coaching_domain.debrief_for_observation
+
+    def failing_rule(practitioner_id: str, *args: Any) -> Any:
+        if practitioner_id == cursed:
+            raise RuntimeError("bug for one practitioner")
+        return real_rule(practitioner_id, *args)
+
+    monkeypatch.setattr(coaching_domain, "debrief_for_observation", failing_rule)
+    group_agencies: list[set[str]] = []
+    real_commit = GroupCommit._commit
+
+    async def spying_commit(self: GroupCommit, ready: list) -> list[str]:
+        group_agencies.append({item.env.agency for item in ready})
+        return await real_commit(self, ready)
+
+    monkeypatch.setattr(GroupCommit, "_commit", spying_commit)
+    events = [recorded(agencies[i % 5], str(uuid.uuid4())) for i in range(200)]
+    events.insert(77, recorded(agencies[2], cursed))
+    await ensure_streams(js_client, settings)
+    await asyncio.gather(*(js_client.publish(e.nats_subject, e.to_bytes(), headers={"Nats-Msg-Id": e.id})
+                           for e in events))
+    async with running_stack(settings, urls) as st:  # starts after the burst: big fetches, big groups
+
+        async def settled() -> bool:
+            return consumed(st, "handled") >= 200 and consumed(st, "dead_lettered") >= 1
+
+        await eventually(settled, timeout=60)
+        for agency in agencies:
+            assert await task_count(st, agency) == 40
+        async with st.apps["coaching"].state.db.reader(all_agencies=True) as s:
+            rows = (await s.execute(select(Task.observation_id, Task.agency_id))).all()
+        expected = {e.data["observation_id"]: e.agency for e in events if e.data["practitioner_id"] != cursed}
+        assert dict(rows) == expected  # each task under its own event's agency, none twice
+        assert consumed(st, "handled") == 200 and consumed(st, "dead_lettered") == 1
+        assert max(len(a) for a in group_agencies) == 5  # some transaction really served every agency
+        # The coaching events it published went out once each, under the right tenant subject.
+        info = await js_client.stream_info("COACHING")
+        assert info.state.messages == 200

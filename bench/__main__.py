@@ -1,0 +1,148 @@
+"""`python -m bench`: run every benchmark, then print a Markdown summary for the README."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import sqlite3
+import subprocess
+import tempfile
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+
+from bench import consume, e2e, http_api, publish
+from bench.common import Config, Figure, say
+from tests.support import PgCluster
+from trellis import telemetry
+from trellis.runner import nats_server_binary
+
+BENCHES: dict[str, tuple[str, Callable[[Config], Awaitable[list[Figure]]]]] = {
+    "publish": ("1. JetStream publish: raw nats-py vs the outbox relay", publish.run),
+    "consume": ("2. JetStream consume: raw FastStream vs the coaching handler with its inbox", consume.run),
+    "http": ("3. POST /v1/observations on uvicorn", http_api.run),
+    "e2e": ("4. Observation → coaching task, end to end", e2e.run),
+}
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--only", nargs="+", choices=list(BENCHES), help="run only these benchmarks")
+    p.add_argument("-n", type=int, default=5000, help="messages/events per throughput figure (default 5000)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds for the publish figures (default 3)")
+    p.add_argument("--requests", type=int, default=1000, help="measured POSTs (default 1000)")
+    p.add_argument("--concurrency", type=int, default=8, help="concurrent HTTP clients (default 8)")
+    p.add_argument("--samples", type=int, default=100, help="end-to-end latency samples (default 100)")
+    p.add_argument("--pg", choices=["auto", "on", "off"], default="auto",
+                   help="also run on a throwaway PostgreSQL cluster (auto: when initdb is installed)")
+    p.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
+                   help="event loop for the in-process benchmarks (uvicorn picks uvloop; default uvloop)")
+    return p.parse_args(argv)
+
+
+def start_pg(root: Path, mode: str) -> PgCluster | None:
+    if mode == "off":
+        return None
+    try:
+        cluster = PgCluster(root / "pg")
+    except FileNotFoundError as e:
+        if mode == "on":
+            raise
+        say(f"PostgreSQL: skipped ({e})")
+        return None
+    cluster.start()
+    return cluster
+
+
+def environment(cfg: Config, args: argparse.Namespace) -> list[str]:
+    nats_version = subprocess.run([nats_server_binary(), "--version"], capture_output=True, text=True).stdout.strip()
+    libs = ", ".join(f"{pkg} {version(pkg)}" for pkg in ("faststream", "nats-py", "sqlalchemy", "fastapi", "uvicorn"))
+    return [
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.platform()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()} ({args.loop} loop in-process)",
+        f"{nats_version}, SQLite {sqlite3.sqlite_version}, {libs}",
+        f"N={cfg.n} per throughput figure, {cfg.rounds} publish rounds, {cfg.http_requests} POSTs at "
+        f"concurrency {cfg.http_concurrency}, {cfg.e2e_samples} end-to-end samples; "
+        f"PostgreSQL {'on' if cfg.pg else 'off'}",
+    ]
+
+
+def load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+async def run_all(cfg: Config, selected: list[str]) -> list[Figure]:
+    figures: list[Figure] = []
+    for key in selected:
+        title, bench = BENCHES[key]
+        say(f"\n## {title}")
+        t0 = time.perf_counter()
+        try:
+            figures += await bench(cfg)
+        except Exception as e:  # one broken benchmark must not hide the others' figures
+            traceback.print_exc()
+            figures.append(Figure(title.split(".")[0], title, "FAILED", f"{type(e).__name__}: {e}"[:200]))
+        say(f"  ({time.perf_counter() - t0:.1f} s, load average {load()})")
+    return figures
+
+
+def run_loop(loop: str, main: Awaitable[list[Figure]]) -> list[Figure]:
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)  # type: ignore[arg-type]
+
+
+def markdown(figures: list[Figure], env: list[str], runtime_s: float, loads: tuple[str, str]) -> str:
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    out = [
+        "### Benchmarks (`make bench`)",
+        "",
+        *[f"{line}  " for line in env],
+        f"Load average (1/5/15 min) at start {loads[0]}, at end {loads[1]}; total runtime {runtime_s:.0f} s.",
+        "",
+        "| # | Figure | Result | vs anchor (same run) | Goal |",
+        "|---|---|---|---|---|",
+    ]
+    for f in figures:
+        name = f.name.strip()
+        name = f"↳ {name.removeprefix('decomposition: ')}" if f.name.startswith("  ") else name
+        out.append(f"| {f.bench.split()[0]} | {cell(name)} | {cell(f.value)} | {cell(f.vs)} | {cell(f.goal)} |")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    telemetry.setup_logging("WARNING")
+    started, load_start = time.perf_counter(), load()
+    selected = args.only or list(BENCHES)
+    with tempfile.TemporaryDirectory(prefix="trellis-bench-") as tmp:
+        root = Path(tmp)
+        pg = start_pg(root, args.pg)
+        try:
+            cfg = Config(root=root, n=args.n, http_requests=args.requests, http_concurrency=args.concurrency,
+                         e2e_samples=args.samples, rounds=args.rounds, pg=pg)
+            env = environment(cfg, args)
+            say("# Trellis benchmarks\n" + "\n".join(env) + f"\nload average at start {load_start}")
+            figures = run_loop(args.loop, run_all(cfg, selected))
+        finally:
+            if pg is not None:
+                pg.stop()
+    runtime = time.perf_counter() - started
+    say("\n" + markdown(figures, env, runtime, (load_start, load())))
+    say(f"\nTotal runtime {runtime:.1f} s.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
