@@ -105,10 +105,10 @@ class PgCluster:
         self.root.mkdir(parents=True, exist_ok=True)
         self.sock.mkdir(exist_ok=True)
         if self.as_root:
+            # The cluster's own directories belong to `postgres`; nothing above them is touched.
             pw = pwd.getpwnam("postgres")
             for p in (self.root, self.sock):
                 os.chown(p, pw.pw_uid, pw.pw_gid)
-            os.chmod(self.root.parent, 0o755)
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync",
                   "-E", "UTF8")
         opts = f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1 -c fsync=off " \
