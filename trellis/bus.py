@@ -307,6 +307,7 @@ class GroupCommit:
 
 
 async def process(ctx: ConsumerContext, spec: HandlerSpec, durable: str, msg: Any) -> None:
+    """One message alone, in its own transaction: retried with backoff, then dead-lettered."""
     raw = msg.raw_message
     deliveries = raw.metadata.num_delivered if raw.metadata else 1
     try:

@@ -67,11 +67,7 @@ async def outbox_stats(db: Database) -> OutboxStats:
         row = (
             await s.execute(select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.sent_at.is_(None)))
         ).one()
-    oldest = row[1]
-    if oldest is not None and oldest.tzinfo is None:
-        from datetime import UTC
-
-        oldest = oldest.replace(tzinfo=UTC)
+    oldest = row[1]  # a UTCDateTime column: always timezone-aware
     age = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
     return OutboxStats(unsent=int(row[0]), oldest_age_s=max(age, 0.0))
 

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -54,9 +55,16 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.
     raise SystemExit(f"nothing listens on port {port} after {timeout}s")
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+class Interrupted(Exception):
+    """Ctrl-C arrived while the stack was starting."""
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0,
+                 stopping: Callable[[], bool] = lambda: False) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if stopping():
+            raise Interrupted
         if proc.poll() is not None:
             raise SystemExit(f"{url}: process exited with {proc.returncode}; see its log under var/")
         try:
@@ -114,7 +122,7 @@ def run_stack(*, seed: bool = True, settings: Settings | None = None) -> int:
                                           start_new_session=True))
             started.append((name, service_settings(name, settings).url, procs[-1]))
         for _name, url, proc in started:
-            wait_healthy(url, proc)
+            wait_healthy(url, proc, stopping=lambda: stopping)
         marker = var / ".seeded"
         if seed and not marker.exists():
             from trellis.demo import seed as run_seed
@@ -134,6 +142,8 @@ def run_stack(*, seed: bool = True, settings: Settings | None = None) -> int:
                     print(f"{name} exited with {proc.returncode}; stopping (see {var}/{name}.log)", flush=True)
                     return 1
             time.sleep(0.2)
+        return 0
+    except Interrupted:
         return 0
     finally:
         stop_all(procs)

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from opentelemetry.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from trellis import problems, telemetry
+from trellis import housekeeping, problems, telemetry
 from trellis.auth import TokenVerifier
 from trellis.bus import (
     ConsumerContext,
@@ -74,12 +74,14 @@ def create_service(
                             on_published=metrics.events_published.inc, tracer_provider=provider)
         app.state.relay = relay
         relay_task = asyncio.create_task(relay.run(), name=f"{name}-outbox-relay")
+        chores = asyncio.create_task(housekeeping.run(db, settings), name=f"{name}-housekeeping")
         if on_startup is not None:
             await on_startup(app)
         log.info("%s ready on database %s", name, db.engine.url.render_as_string(hide_password=True))
         try:
             yield
         finally:
+            chores.cancel()
             relay.stop()
             # Let a drain in progress finish and mark its rows sent.
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):

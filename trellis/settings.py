@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     var_dir: Path = Path("var")
     services: list[str] = Field(
         default=["fidelity", "coaching"],
-        description="Services the dev runner starts (JSON list or comma separated).",
+        description='Services the dev runner starts, as a JSON list: ["fidelity","coaching"].',
     )
     bind_host: str = "127.0.0.1"
     nats_url: str = "nats://127.0.0.1:4222"
@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     outbox_poll_s: float = 1.0
     outbox_batch: int = 256
     outbox_linger_s: float = 0.0
+    # Housekeeping: sent outbox rows and idempotency keys are kept this long, then purged.
+    outbox_retention_days: float = 7.0
+    idempotency_ttl_hours: float = 24.0
+    housekeeping_every_s: float = 3600.0
     # Auth: a dev HS256 secret, or an OIDC issuer whose JWKS verifies RS/ES tokens.
     jwt_secret: SecretStr = SecretStr(DEV_SECRET)
     jwt_issuer: str = "trellis-dev"

@@ -60,3 +60,33 @@ def test_cursors_round_trip_and_refuse_garbage() -> None:
     for bad in ("!!!", "", "a" * 200):
         with pytest.raises(Problem):
             decode_cursor(bad)
+
+
+async def test_housekeeping_purges_only_what_has_expired(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import func, insert
+
+    from trellis.db import idempotency, outbox
+    from trellis.housekeeping import purge_once
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/f.db"
+    await upgrade_async("fidelity", url)
+    db = Database(url)
+    now = utcnow()
+    old, recent = now - timedelta(days=8), now - timedelta(days=1)
+
+    def row(n: int, sent: object) -> dict[str, object]:
+        return {"event_id": f"e{n}", "subject": "s", "event_type": "t", "aggregate": "a", "body": b"{}",
+                "headers": {}, "created_at": old, "sent_at": sent}
+
+    async with db.unit_of_work() as s:
+        await s.execute(insert(outbox), [row(1, old), row(2, recent), row(3, None)])  # unsent: never purged
+        await s.execute(insert(idempotency), [
+            {"key": k, "principal": "p", "method": "POST", "path": "/", "request_hash": "h", "created_at": t}
+            for k, t in (("old", now - timedelta(hours=25)), ("new", now - timedelta(hours=1)))])
+    assert await purge_once(db, Settings()) == (1, 1)
+    async with db.reader() as s:
+        assert set((await s.scalars(select(outbox.c.event_id))).all()) == {"e2", "e3"}
+        assert (await s.execute(select(func.count()).select_from(idempotency))).scalar_one() == 1
+    await db.dispose()

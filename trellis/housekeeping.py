@@ -1,0 +1,39 @@
+"""Periodic purge of kernel rows that have done their job: sent outbox rows, old idempotency keys.
+
+Inbox rows are kept: they are what makes a late redelivery harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete
+
+from trellis.db import Database, idempotency, outbox, utcnow
+from trellis.settings import Settings
+
+log = logging.getLogger("trellis.housekeeping")
+
+
+async def purge_once(db: Database, settings: Settings, now: datetime | None = None) -> tuple[int, int]:
+    """Delete what has expired; returns (outbox rows, idempotency keys) removed."""
+    now = now or utcnow()
+    sent_before = now - timedelta(days=settings.outbox_retention_days)
+    keys_before = now - timedelta(hours=settings.idempotency_ttl_hours)
+    async with db.unit_of_work() as s:
+        sent = await s.execute(delete(outbox).where(outbox.c.sent_at.is_not(None), outbox.c.sent_at < sent_before))
+        keys = await s.execute(delete(idempotency).where(idempotency.c.created_at < keys_before))
+    return int(sent.rowcount or 0), int(keys.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def run(db: Database, settings: Settings) -> None:
+    while True:
+        try:
+            removed = await purge_once(db, settings)
+            if any(removed):
+                log.info("purged %d sent outbox rows and %d idempotency keys", *removed)
+        except Exception:
+            log.exception("housekeeping failed; trying again later")
+        await asyncio.sleep(settings.housekeeping_every_s)
