@@ -68,7 +68,8 @@ class Observation:
     setting: str
     score: float = strawberry.field(description="Total as a percentage of the instrument's maximum")
     passed: bool
-    competency_scores: list[CompetencyScore]
+    competency_scores: JSON = strawberry.field(description="Competency → percent, e.g. {\"Team process\": 75.0}")
+    competencies: list[CompetencyScore] = strawberry.field(description="The same scores as a typed list")
     item_scores: list[ItemScore]
     created_at: datetime
 
@@ -79,7 +80,8 @@ class Observation:
             instrument_id=o["instrument_id"], instrument_version=o["instrument_version"],
             observed_on=date.fromisoformat(o["observed_on"]), setting=o["setting"], score=o["score"],
             passed=o["passed"], created_at=datetime.fromisoformat(o["created_at"]),
-            competency_scores=[CompetencyScore(competency=k, score=v) for k, v in o["competency_scores"].items()],
+            competency_scores=dict(o["competency_scores"]),
+            competencies=[CompetencyScore(competency=k, score=v) for k, v in o["competency_scores"].items()],
             item_scores=[ItemScore(item=k, score=v) for k, v in o["scores"].items()],
         )
 

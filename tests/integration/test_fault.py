@@ -22,10 +22,9 @@ TOTAL = 2000
 CONCURRENCY = 8
 
 
-async def test_two_sigkills_lose_and_duplicate_nothing(nats_server: NatsServer, tmp_path: Path):
+async def test_two_sigkills_lose_and_duplicate_nothing(nats_server: NatsServer, make_db_url, tmp_path: Path):
     settings = make_settings(nats_server.url, tmp_path, consumer_max_deliver=50, consumer_backoff_s=[0.2, 0.5, 1.0])
-    urls = {"fidelity": f"sqlite+aiosqlite:///{tmp_path}/fidelity.db",
-            "coaching": f"sqlite+aiosqlite:///{tmp_path}/coaching.db"}
+    urls = {"fidelity": make_db_url("fidelity"), "coaching": make_db_url("coaching")}
     agency = str(uuid.uuid4())
     practitioners = [str(uuid.uuid4()) for _ in range(20)]
     posted = 0

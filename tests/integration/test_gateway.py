@@ -16,7 +16,7 @@ from tests.stack import INSTRUMENT, Stack, eventually, observation, running_stac
 from tests.support import NatsServer
 
 QUERY = """query($ids: [ID!]!) { practitioners(ids: $ids) {
-  id observations { id score competencyScores { competency score } } coachingTasks { id kind dueOn } } }"""
+  id observations { id score competencyScores competencies { competency score } } coachingTasks { id kind dueOn } } }"""
 
 
 class CountingTransport(httpx.AsyncBaseTransport):
@@ -64,6 +64,9 @@ async def test_one_upstream_call_per_service_per_level(
             got = body["data"]["practitioners"]
             assert [p["id"] for p in got] == practitioners
             assert all(len(p["observations"]) == 2 and len(p["coachingTasks"]) == 2 for p in got)
+            first = got[0]["observations"][0]
+            assert first["competencyScores"] == {c["competency"]: c["score"] for c in first["competencies"]}
+            assert first["competencyScores"]["Team process"] == 100.0
             assert transport.calls == {"fidelity": 1, "coaching": 1}  # not one per practitioner
 
             # The caller's token goes upstream: another agency sees nothing through the gateway.
