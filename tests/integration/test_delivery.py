@@ -48,6 +48,20 @@ def consumed(st: Stack, outcome: str) -> float:
     return value or 0.0
 
 
+def break_handler_for(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Make the coaching handler fail on every delivery for one new practitioner; returns their id."""
+    cursed = str(uuid.uuid4())
+    real_rule = coaching_domain.debrief_for_observation
+
+    def failing_rule(practitioner_id: str, *args: Any) -> Any:
+        if practitioner_id == cursed:
+            raise RuntimeError("handler bug for this practitioner")
+        return real_rule(practitioner_id, *args)
+
+    monkeypatch.setattr(coaching_domain, "debrief_for_observation", failing_rule)
+    return cursed
+
+
 @pytest.fixture
 async def js_client(nats_server: NatsServer) -> Any:
     nc = await nats.connect(nats_server.url)
@@ -108,15 +122,7 @@ async def test_poison_messages_go_to_dlq_and_the_consumer_keeps_going(
     settings = make_settings(nats_server.url, tmp_path)
     urls = {"fidelity": make_db_url("fidelity"), "coaching": make_db_url("coaching")}
     agency = str(uuid.uuid4())
-    cursed = str(uuid.uuid4())
-    real_rule = coaching_domain.debrief_for_observation
-
-    def failing_rule(practitioner_id: str, *args: Any) -> Any:
-        if practitioner_id == cursed:
-            raise RuntimeError("handler bug for this practitioner")
-        return real_rule(practitioner_id, *args)
-
-    monkeypatch.setattr(coaching_domain, "debrief_for_observation", failing_rule)
+    cursed = break_handler_for(monkeypatch)
     async with running_stack(settings, urls) as st:
         # 1. Not a CloudEvent at all: dead-lettered on first delivery.
         await js_client.publish(f"fidelity.ObservationRecorded.{agency}", b"{not json",
@@ -157,15 +163,7 @@ async def test_group_commit_keeps_agencies_apart_and_isolates_a_poison_event(
     settings = make_settings(nats_server.url, tmp_path)
     urls = {"fidelity": make_db_url("fidelity"), "coaching": make_db_url("coaching")}
     agencies = [str(uuid.uuid4()) for _ in range(5)]
-    cursed = str(uuid.uuid4())
-    real_rule = coaching_domain.debrief_for_observation
-
-    def failing_rule(practitioner_id: str, *args: Any) -> Any:
-        if practitioner_id == cursed:
-            raise RuntimeError("bug for one practitioner")
-        return real_rule(practitioner_id, *args)
-
-    monkeypatch.setattr(coaching_domain, "debrief_for_observation", failing_rule)
+    cursed = break_handler_for(monkeypatch)
     group_agencies: list[set[str]] = []
     real_commit = GroupCommit._commit
 
