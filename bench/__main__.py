@@ -49,7 +49,7 @@ def start_pg(root: Path, mode: str) -> PgCluster | None:
     if mode == "off":
         return None
     try:
-        cluster = PgCluster(root / "pg")
+        cluster = PgCluster()
     except FileNotFoundError as e:
         if mode == "on":
             raise

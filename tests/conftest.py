@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,9 +13,8 @@ from trellis.settings import Settings
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:
-    root = Path(tempfile.mkdtemp(prefix="trellis-pg-"))
     try:
-        cluster = PgCluster(root)
+        cluster = PgCluster()
     except FileNotFoundError as e:
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL tests cannot be skipped in CI: {e}")

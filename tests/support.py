@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -82,11 +83,14 @@ def pg_bin_dir() -> Path | None:
 class PgCluster:
     """initdb + pg_ctl in a temp dir, run as the `postgres` user when we are root."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self) -> None:
         bindir = pg_bin_dir()
         if bindir is None:
             raise FileNotFoundError("PostgreSQL binaries (initdb, pg_ctl) not found")
         self.bin = bindir
+        # Its own directory right under the system temp dir: `postgres` can reach it there
+        # without loosening anything above it.
+        root = Path(tempfile.mkdtemp(prefix="trellis-pg-"))
         self.root = root
         self.data = root / "data"
         self.sock = root / "sock"
@@ -119,6 +123,7 @@ class PgCluster:
     def stop(self) -> None:
         with contextlib.suppress(RuntimeError):
             self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def url(self, database: str) -> str:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"

@@ -226,7 +226,7 @@ class GroupCommit:
         if not self.leading:
             self.leading = True
             try:
-                await asyncio.sleep(0)  # the rest of the fetch is already scheduled: let it join
+                await self._gather()
                 while self.pending:
                     group, self.pending = self.pending, []
                     await self._handle(group)
@@ -236,6 +236,17 @@ class GroupCommit:
                 for left in stranded:
                     left.done.set_exception(RuntimeError("consumer stopping"))  # FastStream NAKs it
         await item.done
+
+    async def _gather(self, quiet_turns: int = 3, max_turns: int = 64) -> None:
+        """Let the rest of the fetch join: each message needs a few loop turns to get here
+        through FastStream, so wait until several turns in a row bring nothing new."""
+        quiet = 0
+        for _ in range(max_turns):
+            before = len(self.pending)
+            await asyncio.sleep(0)
+            quiet = quiet + 1 if len(self.pending) == before else 0
+            if quiet >= quiet_turns:
+                return
 
     async def _handle(self, group: list[_Item]) -> None:
         try:
