@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
     provider = telemetry.tracer_provider("gateway")
     telemetry.instrument_httpx(provider)
     verifier = TokenVerifier(settings)
-    live = LiveEvents(settings.nats_url)
+    live = LiveEvents(settings.nats_servers)
     urls = {name: service_settings(name, settings).url for name in ("fidelity", "coaching")}
 
     @contextlib.asynccontextmanager

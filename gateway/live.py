@@ -18,12 +18,12 @@ DRAIN_TIMEOUT_S = 5.0  # the dev runner SIGKILLs after 10 s
 
 
 class LiveEvents:
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, servers: list[str]) -> None:
+        self.servers = servers
         self.nc: Client | None = None
 
     async def connect(self) -> None:
-        self.nc = await nats.connect(self.url, max_reconnect_attempts=-1, reconnect_time_wait=1, name="gateway")
+        self.nc = await nats.connect(self.servers, max_reconnect_attempts=-1, reconnect_time_wait=1, name="gateway")
 
     async def close(self) -> None:
         """Drain if NATS is still there, else just close: shutdown must not fail because NATS went first."""

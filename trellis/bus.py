@@ -82,7 +82,7 @@ def build_broker(settings: Settings, tracer_provider: TracerProvider | None = No
     # consumer's CPU. Without it GroupCommit still continues each event's trace from its headers.
     recording = isinstance(tracer_provider, SdkTracerProvider)
     return NatsBroker(
-        settings.nats_url,
+        settings.nats_servers,
         middlewares=[NatsTelemetryMiddleware(tracer_provider=tracer_provider)] if recording else [],
         max_reconnect_attempts=-1,  # an outage delays events, it never stops the service
         reconnect_time_wait=1,

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     @property
+    def nats_servers(self) -> list[str]:
+        """`TRELLIS_NATS_URL` may list a cluster's seeds, comma separated."""
+        return [u.strip() for u in self.nats_url.split(",") if u.strip()]
+
+    @property
     def oidc_enabled(self) -> bool:
         return bool(self.oidc_issuer and self.oidc_jwks_url)
 

@@ -54,6 +54,12 @@ def test_per_service_settings_from_environment(monkeypatch: pytest.MonkeyPatch, 
     assert platform.services == ["fidelity", "coaching", "readiness"]
 
 
+def test_nats_url_may_list_a_clusters_seeds() -> None:
+    settings = Settings(nats_url="nats://n1:4222, nats://n2:4222,nats://n3:4222")
+    assert settings.nats_servers == ["nats://n1:4222", "nats://n2:4222", "nats://n3:4222"]
+    assert Settings(nats_url="nats://127.0.0.1:4222").nats_servers == ["nats://127.0.0.1:4222"]
+
+
 def test_cursors_round_trip_and_refuse_garbage() -> None:
     cursor = encode_cursor("0190a000-0000-7000-8000-000000000001")
     assert decode_cursor(cursor) == "0190a000-0000-7000-8000-000000000001"
