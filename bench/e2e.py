@@ -48,6 +48,7 @@ async def run_backend(cfg: Config, backend: str) -> list[Figure]:
         urls = {name: db_url(cfg, root, name, backend) for name in ("fidelity", "coaching")}
         async with running_stack(settings, urls) as st:
             agency = str(uuid.uuid4())
+            practitioners = await st.staffed(agency, 20)
             observer = st.token(agency, "observer")
             coaching_db: Database = st.apps["coaching"].state.db
             total: list[float] = []
@@ -58,7 +59,8 @@ async def run_backend(cfg: Config, backend: str) -> list[Figure]:
                 if time.perf_counter() > budget_end:
                     break
                 t0 = time.perf_counter()
-                r = await st.fidelity.post("/v1/observations", json=observation(str(uuid.uuid4())), headers=observer)
+                body = observation(practitioners[i % 20])
+                r = await st.fidelity.post("/v1/observations", json=body, headers=observer)
                 t_post = time.perf_counter()
                 if r.status_code != 201:
                     misses += 1

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
+import nats
 
 from bench.common import (
     Config,
@@ -32,7 +33,7 @@ from bench.common import (
     ratio,
     say,
 )
-from tests.stack import observation
+from tests.stack import observation, publish_joined
 from tests.support import free_port
 from trellis.auth import mint_dev_token
 from trellis.migrate import upgrade_async
@@ -95,6 +96,26 @@ def start_fidelity(root: Path, nats_url: str, url: str, port: int) -> subprocess
         log.close()
 
 
+async def rostered(nats_url: str, base: str, agency: str, people: list[str], headers: dict[str, str]) -> None:
+    """Put the practitioners on fidelity's roster (StaffMemberJoined) and wait until it accepts them."""
+    nc = await nats.connect(nats_url)
+    try:
+        await publish_joined(nc.jetstream(), agency, people)
+    finally:
+        await nc.close()
+    async with httpx.AsyncClient(base_url=base, timeout=10) as c:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            for p in people:
+                r = await c.post("/v1/observations", json=observation(p), headers=headers)
+                if r.status_code != 201:
+                    break
+            else:
+                return
+            await asyncio.sleep(0.1)
+    raise TimeoutError("the practitioners never reached fidelity's roster")
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.terminate()
@@ -116,10 +137,13 @@ async def run_backend(cfg: Config, root: Path, backend: str) -> list[Figure]:
         try:
             base = f"http://127.0.0.1:{port}"
             await wait_ready(base, proc)
-            token = mint_dev_token(settings, sub=str(uuid.uuid4()), agency=str(uuid.uuid4()), roles=["observer"])
+            agency = str(uuid.uuid4())
+            token = mint_dev_token(settings, sub=str(uuid.uuid4()), agency=agency, roles=["observer"])
             headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            practitioners = [str(uuid.uuid4()) for _ in range(20)]
+            await rostered(server.url, base, agency, practitioners, headers)
             # Bodies encoded up front: the client's JSON work is not the server's throughput.
-            bodies = [json.dumps(observation(str(uuid.uuid4()))).encode() for _ in range(total + WARMUP)]
+            bodies = [json.dumps(observation(practitioners[i % 20])).encode() for i in range(total + WARMUP)]
             limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
             async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
 

@@ -11,8 +11,9 @@ from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gateway.clients import ServiceClient
+from gateway.context import Context
 from gateway.live import LiveEvents
-from gateway.schema import Context, schema
+from gateway.schema import schema
 from trellis import telemetry
 from trellis.auth import TokenVerifier
 from trellis.service import ops_router_basic
@@ -26,7 +27,7 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
     telemetry.instrument_httpx(provider)
     verifier = TokenVerifier(settings)
     live = LiveEvents(settings.nats_servers)
-    urls = {name: service_settings(name, settings).url for name in ("fidelity", "coaching")}
+    urls = {name: service_settings(name, settings).url for name in ("fidelity", "coaching", "readiness")}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
         return Context(
             fidelity=ServiceClient("fidelity", urls["fidelity"], http, auth),
             coaching=ServiceClient("coaching", urls["coaching"], http, auth),
+            readiness=ServiceClient("readiness", urls["readiness"], http, auth),
             verifier=verifier, live=live, authorization=auth,
         )
 

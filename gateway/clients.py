@@ -51,10 +51,18 @@ class ServiceClient:
                 return items
 
     async def post(self, path: str, body: dict[str, Any], idempotency_key: str | None = None) -> Any:
+        return await self.send("POST", path, json=body, idempotency_key=idempotency_key)
+
+    async def send(self, method: str, path: str, *, json: Any = None, content: str | None = None,
+                   content_type: str | None = None, params: Any = None, idempotency_key: str | None = None) -> Any:
+        """Any write: a JSON body, or raw `content` (e.g. CSV) with its content type."""
         headers = dict(self.headers)
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
-        r = await self.http.post(f"{self.base_url}{path}", json=body, headers=headers)
+        if content_type:
+            headers["Content-Type"] = content_type
+        r = await self.http.request(method, f"{self.base_url}{path}", json=json, content=content, params=params,
+                                    headers=headers)
         if r.status_code >= 400:
             raise UpstreamError(self.name, r)
         return r.json()

@@ -8,41 +8,10 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.fastapi import BaseContext
 from strawberry.scalars import JSON
-from strawberry.types import Info
 
-from gateway.clients import ServiceClient
-from gateway.live import LiveEvents
-from gateway.loaders import Loaders
-from trellis.auth import AuthError, Principal, TokenVerifier
-
-
-class Context(BaseContext):
-    def __init__(self, fidelity: ServiceClient, coaching: ServiceClient, verifier: TokenVerifier,
-                 live: LiveEvents, authorization: str) -> None:
-        super().__init__()
-        self.fidelity = fidelity
-        self.coaching = coaching
-        self.verifier = verifier
-        self.live = live
-        self.authorization = authorization
-        self.loaders = Loaders(fidelity, coaching)
-
-    async def principal(self) -> Principal:
-        auth = self.authorization
-        if not auth and isinstance(self.connection_params, dict):
-            auth = str(self.connection_params.get("Authorization") or self.connection_params.get("authorization") or "")
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise GraphQLError("Send 'Authorization: Bearer <token>'.", extensions={"code": "UNAUTHENTICATED"})
-        try:
-            return await self.verifier.verify(token.strip())
-        except AuthError as e:
-            raise GraphQLError(str(e), extensions={"code": "UNAUTHENTICATED"}) from e
-
-
-Ctx = Info[Context, None]
+from gateway.context import Ctx
+from gateway.readiness import ReadinessMutation, ReadinessQuery
 
 
 @strawberry.type
@@ -91,6 +60,7 @@ class CoachingTask:
     id: strawberry.ID
     practitioner_id: strawberry.ID
     kind: str
+    title: str
     status: str
     due_on: date
     observation_id: strawberry.ID | None
@@ -98,7 +68,8 @@ class CoachingTask:
 
     @classmethod
     def from_rest(cls, t: dict[str, Any]) -> CoachingTask:
-        return cls(id=t["id"], practitioner_id=t["practitioner_id"], kind=t["kind"], status=t["status"],
+        return cls(id=t["id"], practitioner_id=t["practitioner_id"], kind=t["kind"], title=t["title"],
+                   status=t["status"],
                    due_on=date.fromisoformat(t["due_on"]), observation_id=t.get("observation_id"),
                    created_at=datetime.fromisoformat(t["created_at"]))
 
@@ -167,7 +138,7 @@ class RecordObservationInput:
 
 
 @strawberry.type
-class Query:
+class Query(ReadinessQuery):
     @strawberry.field
     def practitioner(self, id: strawberry.ID) -> Practitioner:
         return Practitioner(id=id)
@@ -187,7 +158,7 @@ class Query:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(ReadinessMutation):
     @strawberry.mutation(description="Record a scored observation (observer role)")
     async def record_observation(self, info: Ctx, input: RecordObservationInput) -> Observation:
         scores: dict[str, int] = {}
@@ -200,6 +171,12 @@ class Mutation:
                 "notes": input.notes}
         row = await info.context.fidelity.post("/v1/observations", body, input.idempotency_key)
         return Observation.from_rest(row)
+
+    @strawberry.mutation(description="Open a follow-up coaching task for a practitioner (coach or supervisor)")
+    async def open_follow_up(self, info: Ctx, practitioner_id: strawberry.ID, due_on: date, title: str,
+                             idempotency_key: str | None = None) -> CoachingTask:
+        body = {"practitioner_id": str(practitioner_id), "due_on": due_on.isoformat(), "title": title}
+        return CoachingTask.from_rest(await info.context.coaching.post("/v1/tasks", body, idempotency_key))
 
 
 @strawberry.type

@@ -5,17 +5,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
+from contracts.readiness import StaffMemberJoined
 from services.coaching.app import create_app as coaching_app
+from services.coaching.models import ROSTER as COACHING_ROSTER
 from services.fidelity.app import create_app as fidelity_app
+from services.fidelity.models import ROSTER as FIDELITY_ROSTER
+from services.readiness.app import create_app as readiness_app
 from trellis.auth import mint_dev_token
+from trellis.bus import jetstream
+from trellis.envelope import Envelope
 from trellis.migrate import upgrade_async
 from trellis.settings import Settings
 
@@ -28,22 +36,53 @@ class Stack:
     fidelity: httpx.AsyncClient
     coaching: httpx.AsyncClient
     apps: dict[str, FastAPI]
+    clients: dict[str, httpx.AsyncClient]
+
+    @property
+    def readiness(self) -> httpx.AsyncClient:
+        return self.clients["readiness"]
 
     def token(self, agency: str, *roles: str, sub: str | None = None) -> dict[str, str]:
-        import uuid
-
         tok = mint_dev_token(self.settings, sub=sub or str(uuid.uuid4()), agency=agency, roles=list(roles))
         return {"Authorization": f"Bearer {tok}"}
+
+
+    async def enrol(self, agency: str, *people: str, roles: tuple[str, ...] = ("practitioner",)) -> None:
+        """Put people on the agency's roster the way readiness does: StaffMemberJoined over NATS."""
+        await publish_joined(jetstream(self.apps["fidelity"].state.broker), agency, people, roles)
+        rosters = [(self.apps["fidelity"], FIDELITY_ROSTER), (self.apps["coaching"], COACHING_ROSTER)]
+
+        async def on_every_roster() -> bool:
+            for app, roster in rosters:
+                async with app.state.db.reader() as s:
+                    if len(set(people) & set(await roster.active_ids(s, agency))) < len(set(people)):
+                        return False
+            return True
+
+        await eventually(on_every_roster)
+
+    async def staffed(self, agency: str, n: int = 1) -> list[str]:
+        """n new practitioners on the agency's roster."""
+        people = [str(uuid.uuid4()) for _ in range(n)]
+        await self.enrol(agency, *people)
+        return people
+
+
+async def publish_joined(js: Any, agency: str, people: Any, roles: tuple[str, ...] = ("practitioner",)) -> None:
+    """StaffMemberJoined for each person, on a JetStream context, as readiness would publish it."""
+    for person in people:
+        joined = StaffMemberJoined(staff_id=person, display_name="Test Person", team_id=None, roles=list(roles),
+                                   hire_date=date(2025, 1, 6))
+        env = Envelope.wrap(joined, source="tests", subject=person, agency=agency)
+        await js.publish(env.nats_subject, env.to_bytes(), headers={"Nats-Msg-Id": env.id}, stream="READINESS")
 
 
 @contextlib.asynccontextmanager
 async def running_stack(settings: Settings, urls: dict[str, str], **kw: Any) -> AsyncIterator[Stack]:
     for name, url in urls.items():
         await upgrade_async(name, url)
-    apps = {
-        "fidelity": fidelity_app(settings=settings, database_url=urls["fidelity"], **kw),
-        "coaching": coaching_app(settings=settings, database_url=urls["coaching"], **kw),
-    }
+    factories = {"readiness": readiness_app, "fidelity": fidelity_app, "coaching": coaching_app}
+    apps = {name: factories[name](settings=settings, database_url=url, **kw) for name, url in urls.items()}
     async with contextlib.AsyncExitStack() as stack:
         clients = {}
         for name, app in apps.items():
@@ -51,7 +90,8 @@ async def running_stack(settings: Settings, urls: dict[str, str], **kw: Any) -> 
             clients[name] = await stack.enter_async_context(
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}")
             )
-        yield Stack(settings=settings, fidelity=clients["fidelity"], coaching=clients["coaching"], apps=apps)
+        yield Stack(settings=settings, fidelity=clients["fidelity"], coaching=clients["coaching"], apps=apps,
+                    clients=clients)
 
 
 def full_scores(value: int = 2) -> dict[str, int]:

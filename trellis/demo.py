@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from datetime import date, timedelta
 
@@ -20,6 +21,8 @@ PRACTITIONERS = {str(uuid.uuid5(NS, f"practitioner-{i}")): name for i, name in e
 OBSERVERS = {str(uuid.uuid5(NS, f"observer-{i}")): name for i, name in enumerate(["Grace Hall", "Hugo Silva"])}
 COACH = str(uuid.uuid5(NS, "coach-0"))
 ADMIN = str(uuid.uuid5(NS, "admin-0"))
+PLATFORM = "0190a000-0000-7000-8000-0000000f1a7f"  # the implementation partner's own tenant
+PLATFORM_ADMIN = str(uuid.uuid5(NS, "platform-admin-0"))
 MONTHS = 6
 
 
@@ -31,14 +34,75 @@ def _scores(items: list[dict[str, object]], level: float, rng: random.Random) ->
     return out
 
 
+def _roster_csv() -> str:
+    rows = ["name,email,team,roles,hire_date,id"]
+    hired = date.today() - timedelta(days=400)
+    for n, (pid, name) in enumerate(PRACTITIONERS.items()):
+        team = "North" if n % 2 == 0 else "South"
+        rows.append(f"{name},{name.lower().replace(' ', '.')}@demo.example,{team},practitioner,{hired},{pid}")
+    for oid, name in OBSERVERS.items():
+        rows.append(f"{name},{name.lower().replace(' ', '.')}@demo.example,,observer;supervisor,{hired},{oid}")
+    rows.append(f"Ivy Brooks,ivy.brooks@demo.example,North,coach,{hired},{COACH}")
+    rows.append(f"Jon Reyes,jon.reyes@demo.example,,agency_admin;supervisor,{hired},{ADMIN}")
+    return "\n".join(rows) + "\n"
+
+
+def _readiness(http: httpx.Client, settings: Settings, platform: str, admin: str) -> None:
+    """The agency, its roster, one readiness round and an approved plan: the agency is in Installation."""
+    auth = {"Authorization": f"Bearer {admin}"}
+    r = http.post("/v1/agencies", headers={"Authorization": f"Bearer {platform}"},
+                  json={"id": DEMO_AGENCY, "name": "Riverside Family Services", "region": "North County",
+                        "programs": ["MiiWrap high-fidelity wraparound"]})
+    if r.status_code == 409:
+        return  # seeded before
+    r.raise_for_status()
+    base = f"/v1/agencies/{DEMO_AGENCY}"
+    for team in ("North", "South"):
+        http.post(f"{base}/teams", headers=auth, json={"name": team}).raise_for_status()
+    http.post(f"{base}/staff/import", headers=auth | {"content-type": "text/csv"},
+              content=_roster_csv()).raise_for_status()
+    rnd = http.post(f"{base}/readiness-rounds", headers=auth, json={"title": "Baseline readiness"}).json()
+    rng = random.Random(7)
+    respondents = [*PRACTITIONERS, *OBSERVERS, COACH, ADMIN]
+    instrument = http.get("/v1/readiness-instruments", headers=auth).json()["items"][0]
+    for person in respondents:
+        token = mint_dev_token(settings, sub=person, agency=DEMO_AGENCY, roles=["practitioner"])
+        # Ready everywhere but data systems: "ready with conditions", and the approved plan clears training.
+        answers = {i["key"]: (3 if i["domain"] == "data_systems" else 4) + rng.choice([0, 0, 1])
+                   for i in instrument["items"]}
+        http.put(f"{base}/readiness-rounds/{rnd['id']}/responses/me", json={"answers": answers},
+                 headers={"Authorization": f"Bearer {token}"}).raise_for_status()
+    http.post(f"{base}/readiness-rounds/{rnd['id']}/close", headers=auth).raise_for_status()
+    http.post(f"{base}/plan/actions", headers=auth, json={
+        "title": "Protect weekly supervision time for model practice", "readiness_domain": "supervision_capacity",
+        "owner_id": ADMIN, "due_on": (date.today() + timedelta(days=30)).isoformat()}).raise_for_status()
+    http.post(f"{base}/plan/approve", headers=auth).raise_for_status()
+
+
+def _post_when_rostered(http: httpx.Client, body: dict[str, object], headers: dict[str, str]) -> None:
+    """The roster reaches fidelity by event a moment after the import; wait for it on the first post."""
+    deadline = time.monotonic() + 30
+    while True:
+        r = http.post("/v1/observations", json=body, headers=headers)
+        codes = {e.get("code") for e in r.json().get("errors", [])} if r.status_code == 422 else set()
+        if "not-active-staff" not in codes or time.monotonic() > deadline:
+            r.raise_for_status()
+            return
+        time.sleep(0.2)
+
+
 def seed(settings: Settings, console: Console | None = None) -> dict[str, str]:
     console = console or Console()
     fidelity = service_settings("fidelity", settings).url
+    readiness = service_settings("readiness", settings).url
     tokens = {
         "observer": mint_dev_token(settings, sub=next(iter(OBSERVERS)), agency=DEMO_AGENCY, roles=["observer"]),
         "coach": mint_dev_token(settings, sub=COACH, agency=DEMO_AGENCY, roles=["coach"]),
         "agency_admin": mint_dev_token(settings, sub=ADMIN, agency=DEMO_AGENCY, roles=["agency_admin", "supervisor"]),
+        "platform_admin": mint_dev_token(settings, sub=PLATFORM_ADMIN, agency=PLATFORM, roles=["platform_admin"]),
     }
+    with httpx.Client(base_url=readiness, timeout=30) as http:
+        _readiness(http, settings, tokens["platform_admin"], tokens["agency_admin"])
     observer_tokens = [mint_dev_token(settings, sub=o, agency=DEMO_AGENCY, roles=["observer"]) for o in OBSERVERS]
     with httpx.Client(base_url=fidelity, timeout=30) as http:
         r = http.get("/v1/instruments", headers={"Authorization": f"Bearer {tokens['observer']}"})
@@ -62,14 +126,19 @@ def seed(settings: Settings, console: Console | None = None) -> dict[str, str]:
             }
             headers = {"Authorization": f"Bearer {observer_tokens[m % len(observer_tokens)]}",
                        "Idempotency-Key": f"demo-seed-{practitioner}-{m}"}
-            http.post("/v1/observations", json=body, headers=headers).raise_for_status()
-    console.print(f"\n[bold]Demo agency[/bold] {DEMO_AGENCY}: {len(PRACTITIONERS)} practitioners, "
-                  f"{len(plan)} observations over {MONTHS} months.")
+            _post_when_rostered(http, body, headers)
+    console.print(f"\n[bold]Demo agency[/bold] {DEMO_AGENCY}: {len(PRACTITIONERS)} practitioners in 2 teams, "
+                  f"a closed readiness round, an approved plan, {len(plan)} observations over {MONTHS} months.")
     first = next(iter(PRACTITIONERS))
     console.print(f"Try, in GraphQL ({service_settings('gateway', settings).url}/graphql) with the coach token:")
     query = (f'{{ practitioner(id: "{first}") {{ observations {{ observedOn score }} '
              'coachingTasks { kind dueOn } } }')
     console.print(f"  {query}", soft_wrap=True)
+    console.print("and with the agency_admin token:")
+    console.print(f'  {{ agency(id: "{DEMO_AGENCY}") {{ stage trainingClearance {{ cleared reasons }} '
+                  'readinessRounds { level results { key status mean agreement } } '
+                  'plan { approved actions { title status overdue } } stageHistory { stage enteredOn } } }',
+                  soft_wrap=True)
     for role, tok in tokens.items():
         console.print(f"\n[bold]{role}[/bold] token (Authorization: Bearer …):\n{tok}", soft_wrap=True)
     return tokens

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete
@@ -15,6 +16,9 @@ from trellis.db import Database, idempotency, outbox, utcnow
 from trellis.settings import Settings
 
 log = logging.getLogger("trellis.housekeeping")
+
+# A service's own periodic task: safe to run on every replica, and more than once.
+Chore = Callable[[Database], Awaitable[object]]
 
 
 async def purge_once(db: Database, settings: Settings, now: datetime | None = None) -> tuple[int, int]:
@@ -37,3 +41,12 @@ async def run(db: Database, settings: Settings) -> None:
         except Exception:
             log.exception("housekeeping failed; trying again later")
         await asyncio.sleep(settings.housekeeping_every_s)
+
+
+async def repeat(name: str, chore: Chore, db: Database, every_s: float) -> None:
+    while True:
+        try:
+            await chore(db)
+        except Exception:
+            log.exception("%s failed; trying again later", name)
+        await asyncio.sleep(every_s)

@@ -1,4 +1,4 @@
-"""`Idempotency-Key` on POST: a retried request gets the first response, not a second effect."""
+"""`Idempotency-Key` on POST: a retried request gets the first success again, not a second effect."""
 
 from __future__ import annotations
 
@@ -46,7 +46,9 @@ class IdempotencyMiddleware:
             body += msg.get("body", b"")
             if not msg.get("more_body"):
                 break
-        digest = hashlib.sha256(scope["method"].encode() + scope["path"].encode() + b"\n" + body).hexdigest()
+        # The query string is part of the request: `?dry_run=true` and a real run are different requests.
+        target = scope["path"].encode() + b"?" + scope.get("query_string", b"")
+        digest = hashlib.sha256(scope["method"].encode() + target + b"\n" + body).hexdigest()
         db: Database = state.db
         existing = await _reserve(db, key, principal, scope, digest)
         if existing is not None:
@@ -87,8 +89,10 @@ class IdempotencyMiddleware:
         finally:
             key_match = (idempotency.c.key == key) & (idempotency.c.principal == principal)
             async with db.unit_of_work() as s:
-                if captured["status"] >= 500:
-                    await s.execute(delete(idempotency).where(key_match))  # let a retry run again
+                if captured["status"] >= 400:
+                    # A refusal or a failure wrote nothing, so a retry runs again (say, once the
+                    # roster has caught up) rather than replaying the refusal.
+                    await s.execute(delete(idempotency).where(key_match))
                 else:
                     await s.execute(update(idempotency).where(key_match).values(
                         status=captured["status"], response=captured["body"], content_type=captured["ctype"]))

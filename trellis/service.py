@@ -47,6 +47,7 @@ def create_service(
     title: str | None = None,
     description: str = "",
     on_startup: Callable[[FastAPI], Awaitable[None]] | None = None,
+    chores: dict[str, housekeeping.Chore] | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
     svc = service_settings(name, settings)
@@ -74,14 +75,17 @@ def create_service(
                             on_published=metrics.events_published.inc, tracer_provider=provider)
         app.state.relay = relay
         relay_task = asyncio.create_task(relay.run(), name=f"{name}-outbox-relay")
-        chores = asyncio.create_task(housekeeping.run(db, settings), name=f"{name}-housekeeping")
+        periodic = [asyncio.create_task(housekeeping.run(db, settings), name=f"{name}-housekeeping")]
+        periodic += [asyncio.create_task(housekeeping.repeat(n, fn, db, settings.housekeeping_every_s),
+                                         name=f"{name}-{n}") for n, fn in (chores or {}).items()]
         if on_startup is not None:
             await on_startup(app)
         log.info("%s ready on database %s", name, db.engine.url.render_as_string(hide_password=True))
         try:
             yield
         finally:
-            chores.cancel()
+            for task in periodic:
+                task.cancel()
             relay.stop()
             # Let a drain in progress finish and mark its rows sent.
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):

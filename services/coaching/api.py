@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import select
+from uuid6 import uuid7
 
+from contracts.coaching import CoachingTaskOpened
+from services.coaching import domain
 from services.coaching.domain import TaskStatus
-from services.coaching.models import Task
-from services.coaching.schemas import TaskOut, TaskPage
+from services.coaching.models import ROSTER, Task
+from services.coaching.schemas import FollowUpIn, TaskOut, TaskPage
 from trellis.auth import Principal, require_roles
-from trellis.db import Database
+from trellis.db import Database, utcnow
+from trellis.envelope import Envelope
+from trellis.outbox import add_event
 from trellis.pagination import PageParams, page_of, paged
-from trellis.problems import Problem
+from trellis.problems import Problem, field_error
 
 router = APIRouter(prefix="/v1", tags=["coaching"])
 STAFF = ("coach", "supervisor", "agency_admin", "platform_admin", "observer")
@@ -61,4 +67,28 @@ async def get_task(
         task = (await s.scalars(select(Task).where(Task.id == str(task_id)))).one_or_none()
     if task is None or (not principal.has(*STAFF) and task.practitioner_id != principal.sub):
         raise Problem(404, f"No coaching task {task_id} in your agency.")
+    return task_out(task)
+
+
+@router.post("/tasks", status_code=201, response_model=TaskOut, summary="Open a follow-up task for a practitioner")
+async def open_follow_up(
+    body: FollowUpIn, db: DB, response: Response,
+    principal: Annotated[Principal, require_roles("coach", "supervisor")],
+) -> TaskOut:
+    practitioner = str(body.practitioner_id)
+    errors = [field_error("body.due_on", m) for m in domain.follow_up_problems(body.due_on, date.today())]
+    async with db.unit_of_work(agency=principal.agency) as s:
+        errors += await ROSTER.check_active(s, principal.agency, practitioner, "body.practitioner_id",
+                                            what="practitioner")
+        if errors:
+            raise Problem(422, f"The task has {len(errors)} problem(s); nothing was opened.",
+                          slug="validation-error", errors=errors)
+        task = Task(id=str(uuid7()), agency_id=principal.agency, practitioner_id=practitioner,
+                    kind=domain.TaskKind.FOLLOW_UP, status=TaskStatus.OPEN, due_on=body.due_on,
+                    observation_id=None, title=body.title, opened_by=principal.sub, created_at=utcnow())
+        s.add(task)
+        opened = CoachingTaskOpened(task_id=task.id, practitioner_id=practitioner, kind=task.kind,
+                                    due_on=task.due_on, observation_id=None)
+        await add_event(s, Envelope.wrap(opened, source="trellis/coaching", subject=task.id, agency=principal.agency))
+    response.headers["Location"] = f"/v1/tasks/{task.id}"
     return task_out(task)

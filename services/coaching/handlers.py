@@ -8,13 +8,14 @@ from uuid6 import uuid7
 from contracts.coaching import CoachingTaskOpened
 from contracts.fidelity import ObservationRecorded
 from services.coaching import domain
-from services.coaching.models import Task
+from services.coaching.models import ROSTER, Task
 from trellis.bus import Handlers
 from trellis.db import utcnow
 from trellis.envelope import Envelope
 from trellis.outbox import add_event
 
 handlers = Handlers()
+ROSTER.register(handlers)
 SOURCE = "trellis/coaching"
 
 
@@ -24,7 +25,7 @@ async def open_debrief_task(event: Envelope, obs: ObservationRecorded, session: 
     task = Task(
         id=str(uuid7()), agency_id=event.agency, practitioner_id=draft.practitioner_id, kind=draft.kind,
         status=domain.TaskStatus.OPEN, due_on=draft.due_on, observation_id=draft.observation_id,
-        created_at=utcnow(),
+        title="Debrief the observation", created_at=utcnow(),
     )
     session.add(task)
     opened = CoachingTaskOpened(task_id=task.id, practitioner_id=task.practitioner_id, kind=task.kind,

@@ -8,6 +8,7 @@ from sqlalchemy import Date, Index, MetaData, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from trellis.db import NAMING, TenantScoped, UTCDateTime
+from trellis.roster import Roster, roster_table
 
 
 class Base(DeclarativeBase):
@@ -28,4 +29,10 @@ class Task(TenantScoped, Base):
     status: Mapped[str] = mapped_column(String(16))
     due_on: Mapped[date] = mapped_column(Date)
     observation_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    opened_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# Who is active staff of which agency, kept from readiness's events.
+ROSTER = Roster(roster_table(Base.metadata))

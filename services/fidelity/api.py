@@ -12,7 +12,7 @@ from uuid6 import uuid7
 
 from contracts.fidelity import ObservationRecorded
 from services.fidelity import domain
-from services.fidelity.models import InstrumentRow, Observation
+from services.fidelity.models import ROSTER, InstrumentRow, Observation
 from services.fidelity.schemas import InstrumentOut, InstrumentPage, ObservationIn, ObservationOut, ObservationPage
 from trellis.auth import CurrentPrincipal, Principal, require_roles
 from trellis.db import Database, utcnow
@@ -78,6 +78,8 @@ async def record_observation(
     if str(body.practitioner_id) == principal.sub:
         errors.append(field_error("body.practitioner_id", "an observer cannot observe themself"))
     async with db.unit_of_work(agency=principal.agency) as s:
+        errors += await ROSTER.check_active(s, principal.agency, str(body.practitioner_id), "body.practitioner_id",
+                                            what="practitioner")
         row = await s.get(InstrumentRow, str(body.instrument_id))
         if row is None:
             errors.append(field_error("body.instrument_id", f"no instrument {body.instrument_id}"))

@@ -1,5 +1,7 @@
-"""Fidelity event handlers (none yet: roster and learning events come with later services)."""
+"""Fidelity event handlers: the roster read model (learning's events come with that service)."""
 
+from services.fidelity.models import ROSTER
 from trellis.bus import Handlers
 
 handlers = Handlers()
+ROSTER.register(handlers)

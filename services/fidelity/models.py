@@ -10,6 +10,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.fidelity import domain
 from trellis.db import NAMING, TenantScoped, UTCDateTime
+from trellis.roster import Roster, roster_table
 
 
 class Base(DeclarativeBase):
@@ -53,3 +54,7 @@ class Observation(TenantScoped, Base):
     competency_scores: Mapped[dict[str, float]] = mapped_column(JSON)
     passed: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# Who is active staff of which agency, kept from readiness's events.
+ROSTER = Roster(roster_table(Base.metadata))

@@ -10,11 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from tests.e2e.test_stack import Stack, stack  # noqa: F401 - the running `make run` stack fixture
 
 AGENCY = "0190a000-0000-7000-8000-00000000a9e1"
-ROLES = ("observer", "coach", "supervisor")
+ROLES = ("observer", "coach", "supervisor", "agency_admin")
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("service", ["fidelity", "coaching"])
+@pytest.mark.parametrize("service", ["readiness", "fidelity", "coaching"])
 def test_api_has_no_server_errors_and_every_error_is_problem_json(stack: Stack, service: str) -> None:  # noqa: F811
     # Strategies per operation, not schemathesis.pytest.from_fixture: that loader breaks under pytest 9.
     schema = schemathesis.openapi.from_url(f"http://127.0.0.1:{stack.ports[service]}/openapi.json")

@@ -41,7 +41,7 @@ START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 20.0
 EVENT_TIMEOUT_S = 20.0
 RUNNING = "Trellis is running"
-SERVICES = ("fidelity", "coaching")
+SERVICES = ("readiness", "fidelity", "coaching")
 JWT = {"jwt_secret": DEV_SECRET, "jwt_issuer": "trellis-dev", "jwt_audience": "trellis"}
 SHUTDOWN_FAILED = "Application shutdown failed"
 
@@ -63,6 +63,18 @@ query ($ids: [ID!]!) {
 RECORD_M = """
 mutation ($input: RecordObservationInput!) {
   recordObservation(input: $input) { id practitionerId observedOn score passed }
+}"""
+AGENCY_Q = """
+query ($id: ID!) {
+  agency(id: $id) {
+    name stage readinessLevel planApproved trainingClearance { cleared reasons }
+    teams { name }
+    staff(status: "active") { id roles }
+    readinessRounds { status level respondents results { key status respondents mean } }
+    plan { approved actions { title status origin } }
+    stageHistory { stage enteredOn }
+    turnover { agency { active } teams { teamName active } }
+  }
 }"""
 EVENTS_S = """
 subscription ($agency: ID!) {
@@ -295,6 +307,30 @@ def record_input(practitioner_id: str, observed_on: date, **extra_scores: int) -
             "idempotencyKey": f"e2e-{uuid.uuid4()}"}
 
 
+async def hire(stack: Stack) -> str:
+    """A new practitioner on the demo agency's roster, through readiness (the source of truth)."""
+    person = str(uuid.uuid4())
+    admin = stack.token(DEMO_AGENCY, "agency_admin")
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{stack.ports['readiness']}", trust_env=False) as http:
+        r = await http.post(f"/v1/agencies/{DEMO_AGENCY}/staff", headers={"Authorization": f"Bearer {admin}"},
+                            json={"id": person, "name": "New Hire", "email": f"{person}@demo.example",
+                                  "roles": ["practitioner"]})
+    assert r.status_code == 201, r.text
+    return person
+
+
+async def record(stack: Stack, observer: str, input: dict[str, Any]) -> dict[str, Any]:
+    """recordObservation, retried while the new hire's StaffMemberJoined is still on its way to fidelity."""
+    deadline = time.monotonic() + EVENT_TIMEOUT_S
+    while True:
+        body = await gql(stack, observer, RECORD_M, {"input": input})
+        codes = {e.get("code") for err in body.get("errors") or []
+                 for e in err.get("extensions", {}).get("problem", {}).get("errors", [])}
+        if "not-active-staff" not in codes or time.monotonic() > deadline:
+            return body
+        await asyncio.sleep(0.1)
+
+
 async def eventually(check: Any, timeout: float = EVENT_TIMEOUT_S, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -415,15 +451,39 @@ async def test_seed_ran_and_the_coach_sees_it_through_graphql(stack: Stack) -> N
             assert task["dueOn"] == (date.fromisoformat(o["observedOn"]) + timedelta(days=7)).isoformat()
 
 
+async def test_the_seeded_agency_is_ready_with_conditions_planned_and_in_installation(stack: Stack) -> None:
+    admin = stack.token(DEMO_AGENCY, "agency_admin")
+    body = await gql(stack, admin, AGENCY_Q, {"id": DEMO_AGENCY})
+    assert not body.get("errors"), body
+    agency = body["data"]["agency"]
+    assert agency["name"] == "Riverside Family Services"
+    assert agency["stage"] == "installation" and agency["readinessLevel"] == "ready_with_conditions"
+    assert agency["planApproved"] and agency["trainingClearance"]["cleared"] is True
+    assert sorted(t["name"] for t in agency["teams"]) == ["North", "South"]
+    assert set(PRACTITIONERS) <= {m["id"] for m in agency["staff"]}
+    (rnd,) = agency["readinessRounds"]
+    assert rnd["status"] == "closed" and rnd["respondents"] == 10
+    by_key = {r["key"]: r for r in rnd["results"]}
+    assert by_key["data_systems"]["status"] == "gap" and all(r["respondents"] == 10 for r in rnd["results"])
+    assert any(a["origin"] == "suggested" for a in agency["plan"]["actions"])
+    assert [s["stage"] for s in agency["stageHistory"]] == ["exploration", "installation"]
+    assert agency["turnover"]["agency"]["active"] >= 10
+
+    # Another agency's admin gets nothing.
+    other = await gql(stack, stack.token(str(uuid.uuid4()), "agency_admin"), AGENCY_Q, {"id": DEMO_AGENCY})
+    assert other["data"] is None or other["data"]["agency"] is None
+    assert other["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
 async def test_recorded_observation_opens_a_debrief_task_and_streams_both_events(stack: Stack) -> None:
-    practitioner_id = str(uuid.uuid4())
+    practitioner_id = await hire(stack)
     observer = stack.token(DEMO_AGENCY, "observer")
     coach = stack.token(DEMO_AGENCY, "coach")
     observed_on = date.today() - timedelta(days=3)
 
     async with event_feed(stack, coach, DEMO_AGENCY) as feed:
         await feed.until_live()
-        body = await gql(stack, observer, RECORD_M, {"input": record_input(practitioner_id, observed_on)})
+        body = await record(stack, observer, record_input(practitioner_id, observed_on))
         assert not body.get("errors"), body
         obs = body["data"]["recordObservation"]
         assert obs["practitionerId"] == practitioner_id and obs["observedOn"] == observed_on.isoformat()
@@ -459,6 +519,7 @@ async def test_another_agency_sees_nothing_of_the_demo_agency(stack: Stack) -> N
     assert demo_view["observations"] and demo_view["coachingTasks"]
     assert await practitioner(stack, b_staff, demo_practitioner) == {"observations": [], "coachingTasks": []}
 
+    hire_id = await hire(stack)
     # Following the demo agency's events with B's token is refused.
     async with event_feed(stack, b_staff, DEMO_AGENCY) as refused:
         first = await refused.receive(10)
@@ -476,8 +537,7 @@ async def test_another_agency_sees_nothing_of_the_demo_agency(stack: Stack) -> N
                 stack, stack.token(DEMO_AGENCY, "coach"), DEMO_AGENCY) as demo:
             await own.until_live()
             await demo.until_live()
-            body = await gql(stack, stack.token(DEMO_AGENCY, "observer"), RECORD_M,
-                             {"input": record_input(str(uuid.uuid4()), date.today())})
+            body = await record(stack, stack.token(DEMO_AGENCY, "observer"), record_input(hire_id, date.today()))
             assert not body.get("errors"), body
             obs_id = body["data"]["recordObservation"]["id"]
             await demo.wait_for(lambda evs: about(obs_id, "coaching.CoachingTaskOpened.v1")(evs))
@@ -513,3 +573,25 @@ async def test_unknown_item_is_a_bad_user_input_naming_the_field_and_records_not
     assert len(after["observations"]) == len(before["observations"]) == 6
     assert after == before
 
+
+
+FOLLOW_UP_M = """
+mutation ($p: ID!, $due: Date!) {
+  openFollowUp(practitionerId: $p, dueOn: $due, title: "Rehearse needs statements") { id kind title status dueOn }
+}"""
+
+
+async def test_a_coach_opens_a_follow_up_for_a_new_hire_only_once_they_are_on_the_roster(stack: Stack) -> None:
+    coach = stack.token(DEMO_AGENCY, "coach")
+    due = (date.today() + timedelta(days=5)).isoformat()
+    stranger = await gql(stack, coach, FOLLOW_UP_M, {"p": str(uuid.uuid4()), "due": due})
+    assert stranger["errors"][0]["extensions"]["problem"]["errors"][0]["code"] == "not-active-staff"
+
+    person = await hire(stack)
+
+    async def opened() -> dict[str, Any] | None:
+        body = await gql(stack, coach, FOLLOW_UP_M, {"p": person, "due": due})
+        return None if body.get("errors") else body["data"]["openFollowUp"]
+
+    task = await eventually(opened, what="the follow-up accepted once the hire reached coaching's roster")
+    assert task["kind"] == "follow_up" and task["title"] == "Rehearse needs statements" and task["dueOn"] == due

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,8 @@ async def test_instruments_list_the_seeded_instrument_with_items(st: Stack):
 
 
 async def test_scoring_is_returned_and_stored(st: Stack):
-    agency, practitioner = str(uuid.uuid4()), str(uuid.uuid4())
+    agency = str(uuid.uuid4())
+    (practitioner,) = await st.staffed(agency)
     scores = full_scores(2) | {"needs_not_services": 0}
     r = await st.fidelity.post("/v1/observations", json=observation(practitioner) | {"scores": scores},
                                headers=st.token(agency, "observer"))
@@ -68,7 +70,8 @@ async def test_bad_observation_lists_every_bad_field_and_writes_nothing(st: Stac
     del scores["actions_owned"]  # missing required item
     scores["family_perspective"] = 3  # outside 0–2
     scores["made_up_item"] = 1  # unknown
-    r = await st.fidelity.post("/v1/observations", json=observation(str(uuid.uuid4())) | {"scores": scores},
+    (practitioner,) = await st.staffed(agency)
+    r = await st.fidelity.post("/v1/observations", json=observation(practitioner) | {"scores": scores},
                                headers=st.token(agency, "observer"))
     problem = assert_problem(r, 422)
     fields = {e["field"]: e["message"] for e in problem["errors"]}
@@ -91,7 +94,8 @@ async def test_bad_observation_lists_every_bad_field_and_writes_nothing(st: Stac
 ])
 async def test_schema_errors_are_problem_json(st: Stack, body: dict, field: str):
     agency = str(uuid.uuid4())
-    r = await st.fidelity.post("/v1/observations", json=observation(str(uuid.uuid4())) | body,
+    (practitioner,) = await st.staffed(agency)
+    r = await st.fidelity.post("/v1/observations", json=observation(practitioner) | body,
                                headers=st.token(agency, "observer"))
     problem = assert_problem(r, 422)
     assert field in {e["field"] for e in problem["errors"]}
@@ -106,6 +110,42 @@ async def test_malformed_json_and_self_observation(st: Stack):
     r = await st.fidelity.post("/v1/observations", json=observation(me), headers=st.token(agency, "observer", sub=me))
     assert "body.practitioner_id" in {e["field"] for e in assert_problem(r, 422)["errors"]}
     assert await count_observations(st, agency) == 0
+
+
+async def test_only_active_staff_of_the_callers_agency_can_be_observed(st: Stack):
+    agency, other_agency = str(uuid.uuid4()), str(uuid.uuid4())
+    (colleague,) = await st.staffed(other_agency)
+    stranger = str(uuid.uuid4())
+    for person, why in ((stranger, "not on your agency's roster"), (colleague, "not on your agency's roster")):
+        r = await st.fidelity.post("/v1/observations", json=observation(person), headers=st.token(agency, "observer"))
+        (error,) = assert_problem(r, 422)["errors"]
+        assert error["field"] == "body.practitioner_id" and error["code"] == "not-active-staff"
+        assert why in error["message"] and "active staff" in error["message"]
+    due = (date.today() + timedelta(days=10)).isoformat()
+    follow_up = {"practitioner_id": stranger, "due_on": due, "title": "Rehearse"}
+    r = await st.coaching.post("/v1/tasks", json=follow_up, headers=st.token(agency, "coach"))
+    (error,) = assert_problem(r, 422)["errors"]
+    assert error["code"] == "not-active-staff"
+    assert await count_observations(st, agency) == 0
+    assert (await st.coaching.get("/v1/tasks", headers=st.token(agency, "coach"))).json()["items"] == []
+
+
+async def test_coach_opens_a_follow_up_for_active_staff(st: Stack):
+    agency = str(uuid.uuid4())
+    (practitioner,) = await st.staffed(agency)
+    coach = st.token(agency, "coach")
+    body = {"practitioner_id": practitioner, "due_on": "2000-01-01", "title": "Rehearse needs statements"}
+    r = await st.coaching.post("/v1/tasks", json=body, headers=coach)
+    assert assert_problem(r, 422)["errors"][0]["field"] == "body.due_on"
+    r = await st.coaching.post("/v1/tasks", json=body | {"due_on": "2099-01-01"}, headers=coach)
+    assert assert_problem(r, 422)["errors"][0]["field"] == "body.due_on"  # too far out to be acting early
+    due = (date.today() + timedelta(days=10)).isoformat()
+    r = await st.coaching.post("/v1/tasks", json=body | {"due_on": due}, headers=coach)
+    assert r.status_code == 201, r.text
+    assert r.json()["kind"] == "follow_up" and r.json()["title"] == body["title"]
+    assert r.headers["location"] == f"/v1/tasks/{r.json()['id']}"
+    assert_problem(await st.coaching.post("/v1/tasks", json=body | {"due_on": due},
+                                          headers=st.token(agency, "observer")), 403)
 
 
 async def test_auth_and_roles(st: Stack):
@@ -124,7 +164,8 @@ async def test_auth_and_roles(st: Stack):
 
 
 async def test_agency_b_sees_nothing_of_agency_a(st: Stack):
-    a, b, practitioner = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    (practitioner,) = await st.staffed(a)
     r = await st.fidelity.post("/v1/observations", json=observation(practitioner), headers=st.token(a, "observer"))
     obs_id = r.json()["id"]
     coach_a = st.token(a, "coach")
@@ -147,7 +188,8 @@ async def test_agency_b_sees_nothing_of_agency_a(st: Stack):
 
 
 async def test_practitioner_sees_only_their_own_records(st: Stack):
-    agency, me, other = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    agency = str(uuid.uuid4())
+    me, other = await st.staffed(agency, 2)
     for p in (me, other):
         await st.fidelity.post("/v1/observations", json=observation(p), headers=st.token(agency, "observer"))
     mine = st.token(agency, "practitioner", sub=me)
@@ -159,7 +201,7 @@ async def test_practitioner_sees_only_their_own_records(st: Stack):
 async def test_idempotency_key_replays_the_first_response(st: Stack):
     agency = str(uuid.uuid4())
     headers = st.token(agency, "observer") | {"Idempotency-Key": "obs-123"}
-    body = observation(str(uuid.uuid4()))
+    body = observation((await st.staffed(agency))[0])
     first = await st.fidelity.post("/v1/observations", json=body, headers=headers)
     again = await st.fidelity.post("/v1/observations", json=body, headers=headers)
     assert first.status_code == again.status_code == 201
@@ -175,8 +217,22 @@ async def test_idempotency_key_replays_the_first_response(st: Stack):
     assert await count_observations(st, agency) == 2
 
 
+async def test_a_refused_request_can_be_retried_with_the_same_key(st: Stack):
+    """A 4xx wrote nothing, so it is not replayed: the retry runs again, e.g. once the roster caught up."""
+    agency, newcomer = str(uuid.uuid4()), str(uuid.uuid4())
+    headers = st.token(agency, "observer") | {"Idempotency-Key": "obs-early"}
+    first = await st.fidelity.post("/v1/observations", json=observation(newcomer), headers=headers)
+    assert assert_problem(first, 422)["errors"][0]["code"] == "not-active-staff"
+    await st.enrol(agency, newcomer)
+    retry = await st.fidelity.post("/v1/observations", json=observation(newcomer), headers=headers)
+    assert retry.status_code == 201 and "idempotent-replayed" not in retry.headers
+    again = await st.fidelity.post("/v1/observations", json=observation(newcomer), headers=headers)
+    assert again.headers.get("idempotent-replayed") == "true" and again.json() == retry.json()
+
+
 async def test_cursor_pagination(st: Stack):
-    agency, practitioner = str(uuid.uuid4()), str(uuid.uuid4())
+    agency = str(uuid.uuid4())
+    (practitioner,) = await st.staffed(agency)
     created = []
     for _ in range(5):
         r = await st.fidelity.post("/v1/observations", json=observation(practitioner),

@@ -97,13 +97,15 @@ async def test_lost_ack_redelivers_without_second_task(nats_server, make_db_url,
     lost = {"n": 0}
 
     async def flaky_ack(self: NatsMessage) -> None:
-        if lost["n"] == 0:  # the effect committed, then the ack never reached the server
+        observation = "ObservationRecorded" in self.raw_message.subject
+        if observation and lost["n"] == 0:  # the effect committed, then the ack never reached the server
             lost["n"] += 1
             raise ConnectionError("ack lost")
         await real_ack(self)
 
     monkeypatch.setattr(NatsMessage, "ack", flaky_ack)
     async with running_stack(settings, urls) as st:
+        await st.enrol(agency, practitioner)
         r = await st.fidelity.post("/v1/observations", json=observation(practitioner),
                                    headers=st.token(agency, "observer"))
         assert r.status_code == 201
@@ -131,7 +133,7 @@ async def test_poison_messages_go_to_dlq_and_the_consumer_keeps_going(
         bad = recorded(agency, cursed)
         await js_client.publish(bad.nats_subject, bad.to_bytes(), headers={"Nats-Msg-Id": bad.id})
         # 3. A good event behind them is still handled.
-        good_practitioner = str(uuid.uuid4())
+        (good_practitioner,) = await st.staffed(agency)
         r = await st.fidelity.post("/v1/observations", json=observation(good_practitioner),
                                    headers=st.token(agency, "observer"))
         assert r.status_code == 201

@@ -30,6 +30,7 @@ async def test_two_sigkills_lose_and_duplicate_nothing(nats_server: NatsServer, 
     posted = 0
     kills: list[int] = []
     async with running_stack(settings, urls) as st:
+        await st.enrol(agency, *practitioners)
         headers = st.token(agency, "observer")
 
         async def poster(worker: int) -> None:

@@ -42,6 +42,7 @@ async def test_one_upstream_call_per_service_per_level(
     agency = str(uuid.uuid4())
     practitioners = [str(uuid.uuid4()) for _ in range(6)]
     async with running_stack(settings, urls) as st:
+        await st.enrol(agency, *practitioners)
         observer = st.token(agency, "observer")
         for p in practitioners:
             for _ in range(2):

@@ -9,10 +9,13 @@ from sqlalchemy import MetaData
 
 from services.coaching.models import Base as CoachingBase
 from services.fidelity.models import Base as FidelityBase
+from services.readiness.models import Base as ReadinessBase
 from trellis.db import Database, kernel_metadata
 from trellis.migrate import upgrade_async
 
-METADATA: dict[str, MetaData] = {"fidelity": FidelityBase.metadata, "coaching": CoachingBase.metadata}
+METADATA: dict[str, MetaData] = {
+    "readiness": ReadinessBase.metadata, "fidelity": FidelityBase.metadata, "coaching": CoachingBase.metadata,
+}
 
 
 @pytest.mark.parametrize("service", sorted(METADATA))

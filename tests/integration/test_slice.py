@@ -15,6 +15,7 @@ async def test_observation_opens_exactly_one_debrief_task(nats_server: NatsServe
     urls = {"fidelity": make_db_url("fidelity"), "coaching": make_db_url("coaching")}
     agency, practitioner = str(uuid.uuid4()), str(uuid.uuid4())
     async with running_stack(settings, urls) as st:
+        await st.enrol(agency, practitioner)
         r = await st.fidelity.post("/v1/observations", json=observation(practitioner, value=2),
                                    headers=st.token(agency, "observer"))
         assert r.status_code == 201, r.text

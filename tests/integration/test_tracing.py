@@ -23,6 +23,7 @@ async def test_one_trace_from_request_to_handler(nats_server: NatsServer, tmp_pa
     urls = {"fidelity": f"sqlite+aiosqlite:///{tmp_path}/f.db", "coaching": f"sqlite+aiosqlite:///{tmp_path}/c.db"}
     agency, practitioner = str(uuid.uuid4()), str(uuid.uuid4())
     async with running_stack(settings, urls, tracer_provider=provider) as st:
+        await st.enrol(agency, practitioner)
         r = await st.fidelity.post("/v1/observations", json=observation(practitioner),
                                    headers=st.token(agency, "observer"))
         assert r.status_code == 201

@@ -32,7 +32,7 @@ Schema = dict[str, Any]
 _ANNOTATIONS = {"$schema", "$id", "$defs", "title", "description", "default", "examples"}
 _ASSERTIONS = {
     "$ref", "type", "const", "enum", "anyOf", "properties", "required", "additionalProperties", "items",
-    "minLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+    "minLength", "maxLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
 }  # fmt: skip
 
 
@@ -97,6 +97,8 @@ def errors(inst: Any, schema: Schema, root: Schema, at: str = "") -> list[str]:
     if isinstance(inst, str):
         if len(inst) < schema.get("minLength", 0):
             out.append(f"{where}: shorter than {schema['minLength']}")
+        if "maxLength" in schema and len(inst) > schema["maxLength"]:
+            out.append(f"{where}: longer than {schema['maxLength']}")
         if "pattern" in schema and not re.search(schema["pattern"], inst):
             out.append(f"{where}: {inst!r} does not match {schema['pattern']}")
         if "format" in schema:

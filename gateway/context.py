@@ -1,0 +1,40 @@
+"""The per-request GraphQL context: one client per upstream service, and the caller's identity."""
+
+from __future__ import annotations
+
+from graphql import GraphQLError
+from strawberry.fastapi import BaseContext
+from strawberry.types import Info
+
+from gateway.clients import ServiceClient
+from gateway.live import LiveEvents
+from gateway.loaders import Loaders
+from trellis.auth import AuthError, Principal, TokenVerifier
+
+
+class Context(BaseContext):
+    def __init__(self, fidelity: ServiceClient, coaching: ServiceClient, readiness: ServiceClient,
+                 verifier: TokenVerifier, live: LiveEvents, authorization: str) -> None:
+        super().__init__()
+        self.fidelity = fidelity
+        self.coaching = coaching
+        self.readiness = readiness
+        self.verifier = verifier
+        self.live = live
+        self.authorization = authorization
+        self.loaders = Loaders(fidelity, coaching)
+
+    async def principal(self) -> Principal:
+        auth = self.authorization
+        if not auth and isinstance(self.connection_params, dict):
+            auth = str(self.connection_params.get("Authorization") or self.connection_params.get("authorization") or "")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise GraphQLError("Send 'Authorization: Bearer <token>'.", extensions={"code": "UNAUTHENTICATED"})
+        try:
+            return await self.verifier.verify(token.strip())
+        except AuthError as e:
+            raise GraphQLError(str(e), extensions={"code": "UNAUTHENTICATED"}) from e
+
+
+Ctx = Info[Context, None]

@@ -1,0 +1,24 @@
+"""The roster read model, kept from readiness's staff events.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+from trellis.db import NAMING
+from trellis.roster import roster_table
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    roster_table(sa.MetaData(naming_convention=NAMING)).create(bind=op.get_bind())
+
+
+def downgrade() -> None:
+    op.drop_table("roster")

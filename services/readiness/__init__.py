@@ -1,0 +1,1 @@
+"""Readiness: agencies and their roster, readiness assessment, the implementation plan and stages."""
