@@ -368,6 +368,14 @@ class ReadinessMutation:
         return StaffMember.from_rest(await info.context.readiness.post(path, body_of(left_on=left_on),
                                                                        idempotency_key))
 
+    @strawberry.mutation(description="Someone who left comes back: active again, with a new hire date")
+    async def record_staff_rejoined(self, info: Ctx, agency_id: strawberry.ID, staff_id: strawberry.ID,
+                                    hire_date: date | None = None, roles: list[str] | None = None,
+                                    idempotency_key: IdempotencyKey = None) -> StaffMember:
+        path = f"{agency_path(agency_id)}/staff/{quote(str(staff_id), safe='')}/rejoin"
+        body = body_of(hire_date=hire_date, **({"roles": roles} if roles is not None else {}))
+        return StaffMember.from_rest(await info.context.readiness.post(path, body, idempotency_key))
+
     @strawberry.mutation(description="Open a readiness round (default: the active instrument)")
     async def open_readiness_round(self, info: Ctx, agency_id: strawberry.ID, title: str,
                                    instrument_id: strawberry.ID | None = None,

@@ -46,6 +46,7 @@ from services.readiness.schemas import (
     InstrumentPage,
     LeaveIn,
     PlanOut,
+    RejoinIn,
     RoundIn,
     RoundOut,
     RoundPage,
@@ -337,6 +338,32 @@ async def staff_left(agency_id: UUID, staff_id: UUID, body: LeaveIn, db: DB, pri
             raise invalid([field_error("body.left_on", f"must be between the hire date {m.hire_date} and today")])
         m.status, m.left_on, m.updated_at = "left", left_on, utcnow()
         await emit(s, events.StaffMemberLeft(staff_id=m.id, left_on=left_on), agency=agency, subject=m.id)
+        await s.flush()
+        await refresh_stage(s, agency, today)
+    return staff_out(m)
+
+
+@router.post("/agencies/{agency_id}/staff/{staff_id}/rejoin", response_model=StaffOut,
+             summary="Someone who left comes back: active again, with a new hire date")
+async def staff_rejoined(agency_id: UUID, staff_id: UUID, body: RejoinIn, db: DB, principal: Admin) -> StaffOut:
+    agency = scoped(agency_id, principal)
+    today = date.today()
+    hired = body.hire_date or today
+    async with db.unit_of_work(agency=agency) as s:
+        m: Staff = await load(s, Staff, staff_id, "staff member")
+        if m.status == "active":
+            raise Problem(409, f"{m.name} is already active staff.", slug="staff-active")
+        errors = await team_problem(s, body.team_id)
+        if m.left_on is not None and not m.left_on <= hired <= today:
+            errors.append(field_error("body.hire_date", f"must be between their leaving date {m.left_on} and today"))
+        if errors:
+            raise invalid(errors)
+        m.status, m.left_on, m.hire_date, m.updated_at = "active", None, hired, utcnow()
+        if body.roles is not None:
+            m.roles = sorted(set(body.roles))
+        if "team_id" in body.model_fields_set:
+            m.team_id = str(body.team_id) if body.team_id else None
+        await emit(s, joined(m), agency=agency, subject=m.id)
         await s.flush()
         await refresh_stage(s, agency, today)
     return staff_out(m)

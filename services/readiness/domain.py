@@ -524,7 +524,7 @@ def _row_errors(line: int, cells: dict[str, str], teams: Mapping[str, str], know
     else:
         seen_email[email] = line
         if email in known and not known[email].active:
-            bad("email", f"{email} has left the agency; re-add them through the API, not the file")
+            bad("email", f"{email} has left the agency; rejoin them with POST .../staff/{id}/rejoin, not the file")
     team = cells.get("team", "")
     if team and team.lower() not in teams:
         bad("team", f"unknown team '{team}'" + (f" (known: {', '.join(sorted(teams))})" if teams else

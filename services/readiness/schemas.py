@@ -118,6 +118,13 @@ class LeaveIn(In):
     left_on: date | None = Field(default=None, description="Default: today")
 
 
+class RejoinIn(In):
+    hire_date: date | None = Field(default=None, description="The new hire date; default today")
+    roles: list[StaffRole] | None = Field(default=None, min_length=1, max_length=len(STAFF_ROLES),
+                                          description="Default: the roles they had")
+    team_id: UUID | None = None
+
+
 class StaffOut(BaseModel):
     id: str
     agency_id: str

@@ -253,3 +253,20 @@ async def test_bad_mutation_input_comes_back_with_the_services_field_errors(gql:
     assert "unknown role 'wizard'" in err["extensions"]["problem"]["errors"][0]["message"]
     got = (await gql.ok("query($id: ID!) { agency(id: $id) { staff { id } } }", admin, id=a))["agency"]
     assert got == {"staff": []}
+
+
+REJOIN = """mutation($a: ID!, $s: ID!, $roles: [String!]) {
+  recordStaffRejoined(agencyId: $a, staffId: $s, roles: $roles) { id status leftOn roles hireDate } }"""
+
+
+async def test_someone_who_left_rejoins(gql: Gateway):
+    a = await gql.register("Comeback")
+    admin = gql.st.token(a, "agency_admin")
+    person = (await gql.ok(ADD_STAFF, admin, a=a, input={"name": "Ana", "email": "ana@example.org",
+                                                         "roles": ["practitioner"]}))["addStaffMember"]
+    refused = await gql(REJOIN, admin, a=a, s=person["id"])
+    assert refused["errors"][0]["extensions"]["status"] == 409  # still active
+    await gql.ok(LEFT, admin, a=a, s=person["id"])
+    back = (await gql.ok(REJOIN, admin, a=a, s=person["id"], roles=["coach"]))["recordStaffRejoined"]
+    assert back == {"id": person["id"], "status": "active", "leftOn": None, "roles": ["coach"],
+                    "hireDate": TODAY.isoformat()}

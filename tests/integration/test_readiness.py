@@ -115,6 +115,13 @@ async def test_registration_roster_and_the_roster_reaching_fidelity(st: Stack):
                                  "turnover_rate": None}  # no headcount to divide by
     assert [t["team_name"] for t in figures["teams"]] == ["North team"]
 
+    # Coming back: active again, and observable again once fidelity has heard.
+    r = await st.readiness.post(f"{a.url}/staff/{ana['id']}/rejoin", headers=a.admin, json={"roles": ["coach"]})
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "active" and r.json()["left_on"] is None and r.json()["roles"] == ["coach"]
+    problem(await st.readiness.post(f"{a.url}/staff/{ana['id']}/rejoin", headers=a.admin, json={}), 409)
+    await eventually(observation_accepted)
+
 
 ROSTER_BAD = """name,email,team,roles,hire_date
 Ana Ruiz,ana@example.org,North,practitioner,2025-02-01
