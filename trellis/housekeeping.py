@@ -33,14 +33,12 @@ async def purge_once(db: Database, settings: Settings, now: datetime | None = No
 
 
 async def run(db: Database, settings: Settings) -> None:
-    while True:
-        try:
-            removed = await purge_once(db, settings)
-            if any(removed):
-                log.info("purged %d sent outbox rows and %d idempotency keys", *removed)
-        except Exception:
-            log.exception("housekeeping failed; trying again later")
-        await asyncio.sleep(settings.housekeeping_every_s)
+    async def purge(db: Database) -> None:
+        removed = await purge_once(db, settings)
+        if any(removed):
+            log.info("purged %d sent outbox rows and %d idempotency keys", *removed)
+
+    await repeat("housekeeping", purge, db, settings.housekeeping_every_s)
 
 
 async def repeat(name: str, chore: Chore, db: Database, every_s: float) -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, Column, MetaData, String, Table, and_, insert, select, update
+from sqlalchemy import JSON, Column, MetaData, String, Table, and_, bindparam, case, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.readiness import StaffMemberJoined, StaffMemberLeft, StaffRoleChanged
@@ -31,8 +32,10 @@ def roster_table(metadata: MetaData) -> Table:
         Column("roles", JSON, nullable=False),
         Column("team_id", String(36), nullable=True),
         Column("status", String(16), nullable=False),
-        # Events about one person may reach separate consumers out of order; the newest wins.
-        Column("last_event_id", String(36), nullable=False),
+        # Events about one person may reach separate consumers out of order: per aspect, the newest
+        # event (highest UUIDv7) wins, so a late Joined neither revives a leaver nor undoes a role change.
+        Column("status_event_id", String(36), nullable=False),
+        Column("roles_event_id", String(36), nullable=False),
         Column("updated_at", UTCDateTime, nullable=False),
     )
 
@@ -45,9 +48,14 @@ class Member:
     active: bool
 
 
+# What each kind of event says about a person, and the columns that carry it.
+ASPECTS: dict[str, tuple[str, ...]] = {"status": ("status",), "roles": ("roles", "team_id")}
+
+
 class Roster:
     def __init__(self, table: Table) -> None:
         self.t = table
+        self._statements: dict[tuple[str, tuple[str, ...]], Any] = {}
 
     def _key(self, agency: str, person: str) -> Any:
         return and_(self.t.c.agency_id == agency, self.t.c.person_id == person)
@@ -78,30 +86,44 @@ class Roster:
             return []
         return [field_error(field, f"the {what} must be active staff of your agency: {msg}", code="not-active-staff")]
 
-    async def apply(self, session: AsyncSession, env: Envelope, values: dict[str, Any]) -> None:
-        """Upsert one person's row unless a newer event (higher UUIDv7 id) already shaped it."""
-        person = values["person_id"]
-        current = (await session.execute(
-            select(self.t.c.last_event_id).where(self._key(env.agency, person))
-        )).scalar_one_or_none()
-        stamp = {"last_event_id": env.id, "updated_at": utcnow()}
-        if current is None:
-            row = {"agency_id": env.agency, "roles": [], "team_id": None, "status": "active", **values, **stamp}
-            await session.execute(insert(self.t).values(**row))
-        elif current < env.id:
-            changes = {k: v for k, v in values.items() if k != "person_id"}
-            await session.execute(update(self.t).where(self._key(env.agency, person)).values(**changes, **stamp))
+    def _upsert(self, dialect: str, aspects: tuple[str, ...]) -> Any:
+        """Built once per (dialect, aspects) with bound parameters: building it per event costs more
+        than running it."""
+        key = (dialect, aspects)
+        if key not in self._statements:
+            stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(self.t).values(
+                {c.name: bindparam(c.name) for c in self.t.columns})
+            changes: dict[str, Any] = {"updated_at": stmt.excluded.updated_at}
+            for aspect in aspects:
+                stamp = f"{aspect}_event_id"
+                newer = self.t.c[stamp] < stmt.excluded[stamp]
+                for column in [*ASPECTS[aspect], stamp]:  # SET sees the old row: every CASE tests the old stamp
+                    changes[column] = case((newer, stmt.excluded[column]), else_=self.t.c[column])
+            self._statements[key] = stmt.on_conflict_do_update(
+                index_elements=[self.t.c.agency_id, self.t.c.person_id], set_=changes)
+        return self._statements[key]
+
+    async def apply(self, session: AsyncSession, env: Envelope, person: str, values: dict[str, Any]) -> None:
+        """Upsert what `env` says about `person`, per aspect (status; roles with team), unless a newer
+        event already shaped that aspect. One statement, so concurrent consumers cannot collide."""
+        aspects = tuple(a for a, columns in ASPECTS.items() if columns[0] in values)
+        row: dict[str, Any] = {"agency_id": env.agency, "person_id": person, "roles": [], "team_id": None,
+                               "status": "active", "status_event_id": "", "roles_event_id": "",
+                               "updated_at": utcnow(), **values}
+        row |= {f"{a}_event_id": env.id for a in aspects}
+        dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+        await session.execute(self._upsert(dialect, aspects), row)
 
     def register(self, handlers: Handlers) -> None:
         @handlers.on(StaffMemberJoined, "roster-joined")
         async def joined(env: Envelope, e: StaffMemberJoined, session: AsyncSession) -> None:
-            await self.apply(session, env, {"person_id": e.staff_id, "roles": sorted(e.roles), "team_id": e.team_id,
-                                            "status": "active"})
+            await self.apply(session, env, e.staff_id,
+                             {"status": "active", "roles": sorted(e.roles), "team_id": e.team_id})
 
         @handlers.on(StaffMemberLeft, "roster-left")
         async def left(env: Envelope, e: StaffMemberLeft, session: AsyncSession) -> None:
-            await self.apply(session, env, {"person_id": e.staff_id, "status": "left"})
+            await self.apply(session, env, e.staff_id, {"status": "left"})
 
         @handlers.on(StaffRoleChanged, "roster-roles")
         async def roles_changed(env: Envelope, e: StaffRoleChanged, session: AsyncSession) -> None:
-            await self.apply(session, env, {"person_id": e.staff_id, "roles": sorted(e.roles), "team_id": e.team_id})
+            await self.apply(session, env, e.staff_id, {"roles": sorted(e.roles), "team_id": e.team_id})

@@ -262,3 +262,36 @@ async def test_health_readiness_and_metrics(st: Stack):
         metrics = (await client.get("/metrics")).text
         assert "trellis_outbox_unsent" in metrics and "trellis_outbox_oldest_unsent_age_seconds" in metrics
     assert "trellis_consumer_lag" in (await st.coaching.get("/metrics")).text
+
+
+async def test_roster_events_out_of_order_keep_the_newest_state(st: Stack):
+    """Joined and left reach separate consumers; a late, older Joined must not bring someone back."""
+    from contracts.readiness import StaffMemberJoined, StaffMemberLeft, StaffRoleChanged
+    from services.fidelity.models import ROSTER
+    from trellis.bus import jetstream
+    from trellis.envelope import Envelope
+
+    agency, person = str(uuid.uuid4()), str(uuid.uuid4())
+    joined = Envelope.wrap(StaffMemberJoined(staff_id=person, display_name="P", team_id=None, roles=["practitioner"],
+                                             hire_date=date(2025, 1, 6)), source="tests", subject=person, agency=agency)
+    roles = Envelope.wrap(StaffRoleChanged(staff_id=person, roles=["coach"], previous_roles=["practitioner"],
+                                           team_id=None, previous_team_id=None),
+                          source="tests", subject=person, agency=agency)
+    left = Envelope.wrap(StaffMemberLeft(staff_id=person, left_on=date(2026, 1, 1)), source="tests", subject=person,
+                         agency=agency)
+    js = jetstream(st.apps["fidelity"].state.broker)
+    for env in (left, roles, joined):  # newest first
+        await js.publish(env.nats_subject, env.to_bytes(), headers={"Nats-Msg-Id": env.id})
+
+    async def settled() -> bool:
+        metrics = st.apps["fidelity"].state.metrics.registry
+        return all(metrics.get_sample_value("trellis_events_consumed_total",
+                                            {"consumer": f"fidelity--{c}", "outcome": "handled"}) == 1
+                   for c in ("roster-joined", "roster-left", "roster-roles"))
+
+    await eventually(settled)
+    async with st.apps["fidelity"].state.db.reader() as s:
+        member = await ROSTER.member(s, agency, person)
+    assert member is not None and not member.active and member.roles == frozenset({"coach"})
+    r = await st.fidelity.post("/v1/observations", json=observation(person), headers=st.token(agency, "observer"))
+    assert "has left" in assert_problem(r, 422)["errors"][0]["message"]
