@@ -64,6 +64,7 @@ from services.readiness.schemas import (
 from services.readiness.workflows import emit, enter_stage, refresh_stage
 from trellis.auth import Principal, require_roles
 from trellis.db import Database, utcnow
+from trellis.envelope import EventPayload
 from trellis.pagination import PageParams, page_of, paged
 from trellis.problems import Problem, field_error
 
@@ -231,6 +232,17 @@ def joined(m: Staff) -> events.StaffMemberJoined:
                                     hire_date=m.hire_date)
 
 
+def role_changed(m: Staff, before_roles: list[str], before_team: str | None) -> events.StaffRoleChanged:
+    return events.StaffRoleChanged(staff_id=m.id, roles=m.roles, previous_roles=before_roles, team_id=m.team_id,
+                                   previous_team_id=before_team)
+
+
+async def roster_changed(s: AsyncSession, agency: str, m: Staff, payload: EventPayload) -> None:
+    """A roster change's event; the stage rules run again, since the practitioner count may have moved."""
+    await emit(s, payload, agency=agency, subject=m.id)
+    await refresh_stage(s, agency, date.today())
+
+
 async def team_problem(s: AsyncSession, team_id: UUID | None) -> list[dict[str, Any]]:
     if team_id is not None and (await s.scalars(select(Team).where(Team.id == str(team_id)))).first() is None:
         return [field_error("body.team_id", f"no team {team_id} in this agency")]
@@ -261,9 +273,7 @@ async def add_staff(agency_id: UUID, body: StaffIn, db: DB, principal: Admin, re
                   team_id=str(body.team_id) if body.team_id else None, roles=sorted(set(body.roles)),
                   hire_date=hired, status="active", left_on=None, created_at=now, updated_at=now)
         s.add(m)
-        await emit(s, joined(m), agency=agency, subject=m.id)
-        await s.flush()
-        await refresh_stage(s, agency, today)
+        await roster_changed(s, agency, m, joined(m))
     response.headers["Location"] = f"/v1/agencies/{agency}/staff/{m.id}"
     return staff_out(m)
 
@@ -316,11 +326,7 @@ async def patch_staff(agency_id: UUID, staff_id: UUID, body: StaffPatch, db: DB,
             m.team_id = str(body.team_id) if body.team_id else None
         if m.roles != before_roles or m.team_id != before_team:
             m.updated_at = utcnow()
-            await emit(s, events.StaffRoleChanged(staff_id=m.id, roles=m.roles, previous_roles=before_roles,
-                                                  team_id=m.team_id, previous_team_id=before_team),
-                       agency=agency, subject=m.id)
-            await s.flush()
-            await refresh_stage(s, agency, date.today())
+            await roster_changed(s, agency, m, role_changed(m, before_roles, before_team))
     return staff_out(m)
 
 
@@ -337,9 +343,7 @@ async def staff_left(agency_id: UUID, staff_id: UUID, body: LeaveIn, db: DB, pri
         if not m.hire_date <= left_on <= today:
             raise invalid([field_error("body.left_on", f"must be between the hire date {m.hire_date} and today")])
         m.status, m.left_on, m.updated_at = "left", left_on, utcnow()
-        await emit(s, events.StaffMemberLeft(staff_id=m.id, left_on=left_on), agency=agency, subject=m.id)
-        await s.flush()
-        await refresh_stage(s, agency, today)
+        await roster_changed(s, agency, m, events.StaffMemberLeft(staff_id=m.id, left_on=left_on))
     return staff_out(m)
 
 
@@ -363,9 +367,7 @@ async def staff_rejoined(agency_id: UUID, staff_id: UUID, body: RejoinIn, db: DB
             m.roles = sorted(set(body.roles))
         if "team_id" in body.model_fields_set:
             m.team_id = str(body.team_id) if body.team_id else None
-        await emit(s, joined(m), agency=agency, subject=m.id)
-        await s.flush()
-        await refresh_stage(s, agency, today)
+        await roster_changed(s, agency, m, joined(m))
     return staff_out(m)
 
 
@@ -423,13 +425,10 @@ async def import_roster(agency_id: UUID, request: Request, db: DB, principal: Ad
                 before_roles, before_team = list(m.roles), m.team_id
                 m.name, m.team_id, m.roles, m.updated_at = row.name, row.team, list(row.roles), now
                 if (before_roles, before_team) != (m.roles, m.team_id):
-                    await emit(s, events.StaffRoleChanged(staff_id=m.id, roles=m.roles, previous_roles=before_roles,
-                                                          team_id=m.team_id, previous_team_id=before_team),
-                               agency=agency, subject=m.id)
+                    await emit(s, role_changed(m, before_roles, before_team), agency=agency, subject=m.id)
         if dry_run:
             await s.rollback()
         elif created or updated:
-            await s.flush()
             await refresh_stage(s, agency, today)
     return ImportOut(dry_run=dry_run, rows=len(parsed.rows), created=created, updated=updated,
                      unchanged=len(parsed.rows) - created - updated)
@@ -783,7 +782,6 @@ async def approve_plan(agency_id: UUID, db: DB, principal: Annotated[Principal, 
         await emit(s, events.ImplementationPlanApproved(plan_id=plan.id, approved_by=principal.sub, approved_on=today,
                                                         revision=plan.approved_revision, actions=len(live)),
                    agency=agency, subject=plan.id)
-        await s.flush()
         await refresh_stage(s, agency, today)
     return await get_plan(agency_id, db, principal)
 

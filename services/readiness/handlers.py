@@ -30,7 +30,6 @@ async def apply(session: AsyncSession, env: Envelope, e: Event, current: bool) -
     else:
         return  # an older transition arriving late changes nothing
     if e.track == "practitioner":
-        await session.flush()
         await refresh_stage(session, env.agency, date.today())
 
 

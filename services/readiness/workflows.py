@@ -63,6 +63,7 @@ async def sweep_stages(db: Database, today: date | None = None) -> int:
 
 async def refresh_stage(session: AsyncSession, agency_id: str, today: date) -> list[domain.Stage]:
     """Apply the stage rules until they rest; each stage passed is recorded and published."""
+    await session.flush()  # the facts must include the caller's pending change
     # Locked so two transactions (say a lapse and a certification) apply the rules one after the other.
     agency = (await session.scalars(select(Agency).where(Agency.id == agency_id).with_for_update())).one_or_none()
     if agency is None:
