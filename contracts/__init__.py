@@ -1,6 +1,6 @@
 """The public event catalog. Imports nothing but pydantic and the kernel's envelope."""
 
-from contracts import coaching, fidelity, readiness
+from contracts import coaching, fidelity, learning, readiness
 from trellis.envelope import EventPayload
 
 DOMAINS = ("readiness", "learning", "coaching", "fidelity", "community")
@@ -12,7 +12,9 @@ def catalog() -> list[type[EventPayload]]:
         readiness.AgencyRegistered, readiness.StaffMemberJoined, readiness.StaffMemberLeft,
         readiness.StaffRoleChanged, readiness.ReadinessAssessed, readiness.ImplementationPlanApproved,
         readiness.PlanActionCompleted, readiness.ImplementationStageChanged,
-        fidelity.ObservationRecorded, fidelity.PractitionerCertified, fidelity.RecertificationDue,
-        fidelity.CertificationRenewed, fidelity.CertificationLapsed, fidelity.CertificationRevoked,
+        learning.CourseCompleted,
+        fidelity.ObservationRecorded, fidelity.ObservationAmended, fidelity.PractitionerCertified,
+        fidelity.RecertificationDue, fidelity.CertificationRenewed, fidelity.CertificationLapsed,
+        fidelity.CertificationRevoked, fidelity.FidelityDriftDetected, fidelity.FidelityDriftCleared,
         coaching.CoachingTaskOpened,
     ]

@@ -3,9 +3,12 @@
 from datetime import date
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from trellis.envelope import EventPayload
+
+Track = Literal["practitioner", "coach"]
+ObservationKind = Literal["live_observation", "recording_review", "record_review"]
 
 
 class ObservationRecorded(EventPayload):
@@ -25,12 +28,13 @@ class ObservationRecorded(EventPayload):
     instrument_version: int
     observed_on: date
     setting: str
+    kind: ObservationKind = "live_observation"
+    instrument_family: str | None = Field(default=None, description="Stable key of the instrument across versions")
     total_score: float = Field(ge=0, le=100, description="Percent of the instrument's maximum")
     competency_scores: dict[str, float] = Field(description="Percent per competency")
     passed: bool
 
 
-Track = Literal["practitioner", "coach"]
 
 
 class PractitionerCertified(EventPayload):
@@ -108,3 +112,73 @@ class CertificationRevoked(EventPayload):
     revoked_by: str
     reason: str = Field(max_length=2000, description="Must not identify families")
     revision: int = Field(ge=1)
+
+
+class ObservationAmended(EventPayload):
+    """The observer corrected an observation within its amendment window; these are the new scores.
+
+    Consumers that kept the old scores replace them. Notes and the reason stay in fidelity.
+    """
+
+    domain: ClassVar[str] = "fidelity"
+    name: ClassVar[str] = "ObservationAmended"
+
+    observation_id: str
+    practitioner_id: str
+    observer_id: str
+    instrument_id: str
+    instrument_version: int
+    amendment: int = Field(ge=1, description="1 for the first amendment, then 2, ...")
+    amended_on: date
+    total_score: float = Field(ge=0, le=100)
+    competency_scores: dict[str, float]
+    passed: bool
+
+
+class SlippingMetric(BaseModel):
+    """One series that signals drift: the total score or one competency."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metric: str = Field(description="`total`, or a competency name")
+    ewma: float
+    lower_limit: float
+    centre: float
+    rule: Literal["ewma_below_limit", "run_of_declines"]
+
+
+class FidelityDriftDetected(EventPayload):
+    """A person's practice is slipping: an EWMA fell below its lower control limit, or scores kept
+    declining, possibly while still above the pass threshold (the early warning).
+
+    Published when drift starts and again whenever another competency starts slipping.
+    """
+
+    domain: ClassVar[str] = "fidelity"
+    name: ClassVar[str] = "FidelityDriftDetected"
+
+    practitioner_id: str
+    instrument_family: str
+    track: Track | None = Field(description="None for record reviews, which certify no one")
+    competencies: list[str] = Field(description="Competencies slipping")
+    metrics: list[SlippingMetric]
+    ewma: float = Field(description="EWMA of the total score")
+    lower_limit: float = Field(description="Lower control limit of the total score's EWMA")
+    pass_threshold: float
+    latest_score: float
+    observation_ids: list[str] = Field(description="The observations that are the evidence, oldest first")
+    detected_on: date
+
+
+class FidelityDriftCleared(EventPayload):
+    """Every slipping series recovered (its EWMA is back inside the limits, with a margin)."""
+
+    domain: ClassVar[str] = "fidelity"
+    name: ClassVar[str] = "FidelityDriftCleared"
+
+    practitioner_id: str
+    instrument_family: str
+    track: Track | None
+    ewma: float
+    observation_id: str
+    cleared_on: date

@@ -7,7 +7,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -37,6 +37,7 @@ class Stack:
     coaching: httpx.AsyncClient
     apps: dict[str, FastAPI]
     clients: dict[str, httpx.AsyncClient]
+    observers: dict[str, str] = field(default_factory=dict)
 
     @property
     def readiness(self) -> httpx.AsyncClient:
@@ -46,6 +47,25 @@ class Stack:
         tok = mint_dev_token(self.settings, sub=sub or str(uuid.uuid4()), agency=agency, roles=list(roles))
         return {"Authorization": f"Bearer {tok}"}
 
+
+    async def observer(self, agency: str, *, fresh: bool = False, sub: str | None = None) -> dict[str, str]:
+        """Headers of an observer calibrated on the practice instrument (the seeded reference, scored exactly).
+
+        One per agency unless `fresh` (or a `sub`) asks for another person.
+        """
+        from services.fidelity.domain import SEEDED_REFERENCES
+
+        if sub is None and not fresh and agency in self.observers:
+            return self.token(agency, "observer", sub=self.observers[agency])
+        who = sub or str(uuid.uuid4())
+        headers = self.token(agency, "observer", sub=who)
+        ref = SEEDED_REFERENCES[0]
+        r = await self.fidelity.post("/v1/calibrations", json={"reference_id": ref.id, "scores": ref.scores},
+                                     headers=headers)
+        assert r.status_code == 201, r.text
+        if sub is None and not fresh:
+            self.observers[agency] = who
+        return headers
 
     async def enrol(self, agency: str, *people: str, roles: tuple[str, ...] = ("practitioner",)) -> None:
         """Put people on the agency's roster the way readiness does: StaffMemberJoined over NATS."""

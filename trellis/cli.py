@@ -54,6 +54,47 @@ def migrate(
         typer.echo(f"{name}: migrated")
 
 
+@app.command()
+def sweep(
+    services: Annotated[list[str] | None, typer.Argument(help="Default: every configured service")] = None,
+    today: Annotated[str | None, typer.Option(help="Run as if it were this ISO date (default: today)")] = None,
+) -> None:
+    """Run each service's periodic chores once, e.g. certification windows and lapses, for a CronJob.
+
+    Safe to run on several replicas at once and more than once. Events are staged in the outbox;
+    the running services publish them.
+    """
+    import asyncio
+    import importlib
+    from datetime import date
+
+    from trellis.db import Database
+
+    try:
+        day = date.fromisoformat(today) if today else None
+    except ValueError as e:
+        typer.echo(f"error: --today must be an ISO date (YYYY-MM-DD): {e}", err=True)
+        raise typer.Exit(2) from e
+    settings = get_settings()
+
+    async def run_chores(name: str, url: str) -> None:
+        chores = getattr(importlib.import_module(f"services.{name}.app"), "CHORES", {})
+        db = Database(url, clock=(lambda: day) if day else date.today)
+        try:
+            for chore, fn in chores.items():
+                typer.echo(f"{name}: {chore}: {await fn(db)}")
+        finally:
+            await db.dispose()
+
+    for name in services or settings.services:
+        if name not in settings.services:
+            typer.echo(f"error: unknown service '{name}' (configured: {', '.join(settings.services)})", err=True)
+            raise typer.Exit(2)
+        url = service_settings(name, settings).database_url
+        assert url is not None
+        asyncio.run(run_chores(name, url))
+
+
 @app.command("seed")
 def seed_cmd() -> None:
     """Create demo data through the public APIs and print demo tokens."""

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -171,11 +171,19 @@ def stamp_new_rows(session: Session | AsyncSession) -> None:
         checked.add(id(obj))
 
 
+def today(session: AsyncSession) -> date:
+    """The date the session's database clock says it is (handlers have only their session)."""
+    clock: Callable[[], date] = session.sync_session.info.get("clock", date.today)
+    return clock()
+
+
 class Database:
     """One engine per service process; `unit_of_work()` is one transaction."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, clock: Callable[[], date] = date.today) -> None:
         self.url = url
+        # Today's date for the service's rules: injectable, so tests move time instead of waiting.
+        self.clock = clock
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         kwargs: dict[str, Any] = {"echo": echo}
@@ -209,6 +217,7 @@ class Database:
     async def _session(self, agency: str | None, all_agencies: bool) -> AsyncIterator[AsyncSession]:
         async with self.sessionmaker() as session:
             set_agency(session, agency, all_agencies=all_agencies)
+            session.sync_session.info["clock"] = self.clock
             async with session.begin():
                 yield session
             if session.info.pop("outbox_dirty", False):

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -48,6 +49,7 @@ def create_service(
     description: str = "",
     on_startup: Callable[[FastAPI], Awaitable[None]] | None = None,
     chores: dict[str, housekeeping.Chore] | None = None,
+    clock: Callable[[], date] | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
     svc = service_settings(name, settings)
@@ -59,7 +61,7 @@ def create_service(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(url)
+        db = Database(url, clock=clock or date.today)
         metrics = Metrics(name)
         broker = build_broker(settings, provider)
         app.state.db, app.state.metrics, app.state.broker = db, metrics, broker

@@ -4,11 +4,17 @@ from fastapi import FastAPI
 
 from services.fidelity.api import router
 from services.fidelity.handlers import handlers
+from services.fidelity.workflows import sweep_certifications
+from trellis.housekeeping import Chore
 from trellis.service import create_service
+
+# Periodic work, also run once by `trellis sweep fidelity` (a Kubernetes CronJob).
+CHORES: dict[str, Chore] = {"certification-sweep": sweep_certifications}
 
 
 def create_app(**overrides: object) -> FastAPI:
     return create_service(
-        "fidelity", router=router, handlers=handlers,
-        description="Versioned instruments and scored observations of practice.", **overrides,  # type: ignore[arg-type]
+        "fidelity", router=router, handlers=handlers, chores=CHORES,
+        description="Versioned instruments, observations of practice, certification with recertification and "
+                    "lapse, drift detection and rater calibration.", **overrides,  # type: ignore[arg-type]
     )

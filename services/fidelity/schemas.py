@@ -8,9 +8,12 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.fidelity.domain import SETTINGS
+from services.fidelity.domain import KINDS, OBSERVATION_KINDS, SETTINGS
 
 Setting = Literal[SETTINGS]  # type: ignore[valid-type]
+InstrumentKind = Literal[KINDS]  # type: ignore[valid-type]
+ObservationKind = Literal[OBSERVATION_KINDS]  # type: ignore[valid-type]
+Track = Literal["practitioner", "coach"]
 
 
 class ItemOut(BaseModel):
@@ -22,16 +25,63 @@ class ItemOut(BaseModel):
     critical: bool
     critical_min: int
     required: bool
+    weight: float
+
+
+class ItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(max_length=64, description="lower_snake_case, unique in the instrument")
+    label: str = Field(min_length=1, max_length=500)
+    competency: str = Field(min_length=1, max_length=200)
+    scale_min: int = Field(default=0, ge=0, le=100)
+    scale_max: int = Field(default=2, ge=1, le=100)
+    critical: bool = False
+    critical_min: int = Field(default=1, ge=0, le=100,
+                              description="A critical item scored below this fails the observation")
+    required: bool = True
+    weight: float = Field(default=1.0, gt=0, le=100)
+
+
+class InstrumentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "family": "dart-record-review", "kind": "record_review", "name": "DART record review",
+        "pass_threshold": 80, "items": [{"key": "needs_documented", "label": "Needs documented",
+                                         "competency": "Documentation"}],
+    }]})
+
+    family: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$", description="Stable key shared by every version")
+    kind: InstrumentKind = Field(description=f"One of: {', '.join(KINDS)}")
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=5000)
+    pass_threshold: float = Field(default=80.0, gt=0, le=100)
+    items: list[ItemIn] = Field(min_length=1, max_length=200)
+
+
+class InstrumentPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=5000)
+    pass_threshold: float | None = Field(default=None, gt=0, le=100)
+    items: list[ItemIn] | None = Field(default=None, min_length=1, max_length=200)
 
 
 class InstrumentOut(BaseModel):
     id: str
+    family: str
+    kind: str
+    track: str | None = Field(description="Whose certification its observations count towards")
     name: str
+    description: str
     version: int
     status: str
     pass_threshold: float
     competencies: list[str]
     items: list[ItemOut]
+    created_at: datetime
+    activated_at: datetime | None
+    retired_at: datetime | None
 
 
 class ObservationIn(BaseModel):
@@ -48,6 +98,7 @@ class ObservationIn(BaseModel):
     instrument_id: UUID
     observed_on: date
     setting: Setting = Field(description=f"One of: {', '.join(SETTINGS)}")
+    kind: ObservationKind = Field(default="live_observation", description=f"One of: {', '.join(OBSERVATION_KINDS)}")
     scores: dict[str, int] = Field(description="Item key → score on the item's scale", max_length=200)
     notes: str = Field(default="", max_length=10_000)
 
@@ -61,12 +112,16 @@ class ObservationOut(BaseModel):
     instrument_version: int
     observed_on: date
     setting: str
+    kind: str
+    instrument_family: str
     notes: str
     scores: dict[str, int]
     score: float = Field(description="Total as a percentage of the instrument's maximum")
     competency_scores: dict[str, float]
     passed: bool
     created_at: datetime
+    amendments: int = Field(description="How many times it was amended")
+    amendable_until: date = Field(description="The last day its observer may amend it")
 
 
 class ObservationPage(BaseModel):
@@ -77,3 +132,214 @@ class ObservationPage(BaseModel):
 class InstrumentPage(BaseModel):
     items: list[InstrumentOut]
     next: str | None
+
+
+class AmendmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scores: dict[str, int] = Field(description="The complete corrected scores", max_length=200)
+    reason: str = Field(min_length=3, max_length=2000, description="Why; must not identify families")
+    notes: str | None = Field(default=None, max_length=10_000)
+
+
+class AmendmentOut(BaseModel):
+    number: int
+    amended_by: str
+    reason: str
+    previous_scores: dict[str, int]
+    previous_total: float
+    previous_passed: bool
+    scores: dict[str, int]
+    total_score: float
+    passed: bool
+    created_at: datetime
+
+
+class PolicyIO(BaseModel):
+    """An agency's certification policy. Every field has a default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    required_passes: int = Field(default=2, description="Passing observations needed for initial certification")
+    lookback_days: int = Field(default=365, description="...within this many days")
+    min_gap_days: int = Field(default=30, description="...at least this many days apart")
+    valid_months: int = Field(default=24, description="A certification's term")
+    window_days: int = Field(default=90, description="The recertification window opens this long before expiry")
+    calibration_agreement: float = Field(default=80.0, description="Minimum exact-match agreement, percent")
+    calibration_valid_days: int = Field(default=365, description="How long a calibration lasts")
+    practitioner_course: str | None = Field(default="miiwrap-practice", description="null: no course required")
+    coach_course: str | None = Field(default="miiwrap-coaching", description="null: no course required")
+
+
+class TimelineOut(BaseModel):
+    certification_id: str
+    revision: int
+    status: str
+    on: date
+    expires_on: date
+    reason: str
+    observation_ids: list[str]
+    actor: str | None
+
+
+class CertificationOut(BaseModel):
+    id: str
+    person_id: str
+    track: str
+    status: str
+    certified_on: date
+    expires_on: date
+    window_opens_on: date
+    revision: int
+    evidence: list[str]
+    ended_on: date | None
+
+
+class CertificationPage(BaseModel):
+    items: list[CertificationOut]
+    next: str | None
+
+
+class PersonCertificationOut(BaseModel):
+    person_id: str
+    track: str
+    status: str = Field(description="certified, recertification_due, lapsed, revoked or not_certified")
+    current: CertificationOut | None
+    missing: list[str] = Field(description="What is still needed to certify (when not certified)")
+    timeline: list[TimelineOut] = Field(description="Every state of every certification, oldest first")
+
+
+class RevokeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=3, max_length=2000, description="Must not identify families")
+
+
+class ReferenceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    instrument_id: UUID
+    title: str = Field(min_length=1, max_length=200)
+    reference_rater: str = Field(min_length=1, max_length=200, description="Who master-coded it")
+    scores: dict[str, int] = Field(max_length=200)
+
+
+class ReferenceOut(BaseModel):
+    id: str
+    agency_id: str | None = Field(description="null: shared by every agency")
+    instrument_id: str
+    title: str
+    reference_rater: str
+    created_at: datetime
+
+
+class ReferencePage(BaseModel):
+    items: list[ReferenceOut]
+    next: str | None
+
+
+class CalibrationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "reference_id": "0190a000-0000-7000-8000-000000000101", "scores": {"family_perspective": 2}}]})
+
+    reference_id: UUID | None = Field(default=None, description="A reference recording to score")
+    observation_id: UUID | None = Field(default=None, description="Or a live observation to double-code")
+    scores: dict[str, int] = Field(max_length=200)
+
+
+class CalibrationOut(BaseModel):
+    id: str
+    rater_id: str
+    family: str
+    instrument_id: str
+    reference_id: str | None
+    observation_id: str | None
+    agreement: float = Field(description="Exact-match agreement on items, percent")
+    total_difference: float = Field(description="Rater's total minus the reference's, percentage points")
+    items_compared: int
+    mismatched: list[str]
+    calibrated_on: date
+    calibrated: bool = Field(description="Whether this result makes the rater calibrated")
+    reference_scores: dict[str, int] = Field(description="Shown once the rater has scored")
+
+
+class CalibrationPage(BaseModel):
+    items: list[CalibrationOut]
+    next: str | None
+
+
+class RaterStatusOut(BaseModel):
+    rater_id: str
+    family: str
+    calibrated: bool
+    reason: str
+    valid_until: date | None
+
+
+class SeriesPointOut(BaseModel):
+    observation_id: str
+    observed_on: date
+    seq: int
+    score: float
+    ewma: float
+    centre: float
+    lower_limit: float
+    upper_limit: float
+    pass_threshold: float
+    flagged: str | None
+
+
+class SeriesOut(BaseModel):
+    person_id: str
+    family: str
+    metric: str
+    points: list[SeriesPointOut]
+    next: str | None
+
+
+class DriftMetricOut(BaseModel):
+    metric: str
+    flagged: str | None
+    ewma: float | None
+    observations: int
+
+
+class DriftOut(BaseModel):
+    person_id: str
+    family: str
+    drifting: bool
+    metrics: list[DriftMetricOut]
+    evidence: list[str]
+
+
+class DistributionBin(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    lower: float = Field(alias="from")
+    upper: float = Field(alias="to")
+    count: int
+
+
+class GroupSummary(BaseModel):
+    active: int
+    certified: int
+    certified_percent: float | None
+    in_recertification_window: int
+    in_window_percent: float | None
+    lapsed_last_90_days: int
+    observations_last_90_days: int
+    mean_score_last_90_days: float | None
+    distribution_last_90_days: list[DistributionBin]
+    drifting: int
+
+
+class TeamSummary(GroupSummary):
+    team_id: str | None
+
+
+class SummaryOut(BaseModel):
+    agency_id: str
+    track: str
+    as_of: date
+    agency: GroupSummary
+    teams: list[TeamSummary]

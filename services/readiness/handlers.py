@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,7 +9,7 @@ from contracts.fidelity import CertificationLapsed, CertificationRenewed, Certif
 from services.readiness.models import Certification
 from services.readiness.workflows import refresh_stage
 from trellis.bus import Handlers
-from trellis.db import utcnow
+from trellis.db import today, utcnow
 from trellis.envelope import Envelope
 
 handlers = Handlers()
@@ -30,7 +28,7 @@ async def apply(session: AsyncSession, env: Envelope, e: Event, current: bool) -
     else:
         return  # an older transition arriving late changes nothing
     if e.track == "practitioner":
-        await refresh_stage(session, env.agency, date.today())
+        await refresh_stage(session, env.agency, today(session))
 
 
 @handlers.on(PractitionerCertified, "stage-on-certified")

@@ -51,7 +51,7 @@ async def sweep_stages(db: Database, today: date | None = None) -> int:
 
     Safe on several replicas at once: the agency row is locked, and a second pass finds nothing to do.
     """
-    today = today or date.today()
+    today = today or db.clock()
     async with db.reader(all_agencies=True) as s:
         ids = list((await s.scalars(select(Agency.id).where(Agency.stage == domain.Stage.FULL))).all())
     moved = 0

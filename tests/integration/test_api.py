@@ -36,10 +36,13 @@ def assert_problem(r, status: int) -> dict:
     return body
 
 
-async def test_instruments_list_the_seeded_instrument_with_items(st: Stack):
+async def test_instruments_list_the_seeded_instruments_with_items(st: Stack):
     r = await st.fidelity.get("/v1/instruments", headers=st.token(str(uuid.uuid4()), "coach"))
     assert r.status_code == 200
-    (inst,) = r.json()["items"]
+    by_kind = {i["kind"]: i for i in r.json()["items"]}
+    assert set(by_kind) == {"practice_observation", "coaching_observation", "record_review"}
+    assert by_kind["coaching_observation"]["track"] == "coach" and by_kind["record_review"]["track"] is None
+    inst = by_kind["practice_observation"]
     assert inst["id"] == INSTRUMENT and inst["name"] == "MiiWrap practice observation" and inst["version"] == 1
     assert len(inst["items"]) >= 10
     assert {i["competency"] for i in inst["items"]} == set(inst["competencies"])
@@ -51,7 +54,7 @@ async def test_scoring_is_returned_and_stored(st: Stack):
     (practitioner,) = await st.staffed(agency)
     scores = full_scores(2) | {"needs_not_services": 0}
     r = await st.fidelity.post("/v1/observations", json=observation(practitioner) | {"scores": scores},
-                               headers=st.token(agency, "observer"))
+                               headers=await st.observer(agency))
     assert r.status_code == 201, r.text
     body = r.json()
     total_max = 2 * len(scores)
@@ -72,7 +75,7 @@ async def test_bad_observation_lists_every_bad_field_and_writes_nothing(st: Stac
     scores["made_up_item"] = 1  # unknown
     (practitioner,) = await st.staffed(agency)
     r = await st.fidelity.post("/v1/observations", json=observation(practitioner) | {"scores": scores},
-                               headers=st.token(agency, "observer"))
+                               headers=await st.observer(agency))
     problem = assert_problem(r, 422)
     fields = {e["field"]: e["message"] for e in problem["errors"]}
     assert set(fields) == {"body.scores.actions_owned", "body.scores.family_perspective", "body.scores.made_up_item"}
@@ -96,7 +99,7 @@ async def test_schema_errors_are_problem_json(st: Stack, body: dict, field: str)
     agency = str(uuid.uuid4())
     (practitioner,) = await st.staffed(agency)
     r = await st.fidelity.post("/v1/observations", json=observation(practitioner) | body,
-                               headers=st.token(agency, "observer"))
+                               headers=await st.observer(agency))
     problem = assert_problem(r, 422)
     assert field in {e["field"] for e in problem["errors"]}
     assert await count_observations(st, agency) == 0
@@ -117,7 +120,7 @@ async def test_only_active_staff_of_the_callers_agency_can_be_observed(st: Stack
     (colleague,) = await st.staffed(other_agency)
     stranger = str(uuid.uuid4())
     for person, why in ((stranger, "not on your agency's roster"), (colleague, "not on your agency's roster")):
-        r = await st.fidelity.post("/v1/observations", json=observation(person), headers=st.token(agency, "observer"))
+        r = await st.fidelity.post("/v1/observations", json=observation(person), headers=await st.observer(agency))
         (error,) = assert_problem(r, 422)["errors"]
         assert error["field"] == "body.practitioner_id" and error["code"] == "not-active-staff"
         assert why in error["message"] and "active staff" in error["message"]
@@ -166,7 +169,7 @@ async def test_auth_and_roles(st: Stack):
 async def test_agency_b_sees_nothing_of_agency_a(st: Stack):
     a, b = str(uuid.uuid4()), str(uuid.uuid4())
     (practitioner,) = await st.staffed(a)
-    r = await st.fidelity.post("/v1/observations", json=observation(practitioner), headers=st.token(a, "observer"))
+    r = await st.fidelity.post("/v1/observations", json=observation(practitioner), headers=await st.observer(a))
     obs_id = r.json()["id"]
     coach_a = st.token(a, "coach")
 
@@ -191,7 +194,7 @@ async def test_practitioner_sees_only_their_own_records(st: Stack):
     agency = str(uuid.uuid4())
     me, other = await st.staffed(agency, 2)
     for p in (me, other):
-        await st.fidelity.post("/v1/observations", json=observation(p), headers=st.token(agency, "observer"))
+        await st.fidelity.post("/v1/observations", json=observation(p), headers=await st.observer(agency))
     mine = st.token(agency, "practitioner", sub=me)
     r = await st.fidelity.get("/v1/observations", headers=mine)
     assert [o["practitioner_id"] for o in r.json()["items"]] == [me]
@@ -200,7 +203,7 @@ async def test_practitioner_sees_only_their_own_records(st: Stack):
 
 async def test_idempotency_key_replays_the_first_response(st: Stack):
     agency = str(uuid.uuid4())
-    headers = st.token(agency, "observer") | {"Idempotency-Key": "obs-123"}
+    headers = (await st.observer(agency)) | {"Idempotency-Key": "obs-123"}
     body = observation((await st.staffed(agency))[0])
     first = await st.fidelity.post("/v1/observations", json=body, headers=headers)
     again = await st.fidelity.post("/v1/observations", json=body, headers=headers)
@@ -212,7 +215,7 @@ async def test_idempotency_key_replays_the_first_response(st: Stack):
     assert "different request" in assert_problem(changed, 422)["detail"]
     assert await count_observations(st, agency) == 1
     # Another caller may use the same key for their own request.
-    other = st.token(agency, "observer") | {"Idempotency-Key": "obs-123"}
+    other = (await st.observer(agency, fresh=True)) | {"Idempotency-Key": "obs-123"}
     assert (await st.fidelity.post("/v1/observations", json=body, headers=other)).status_code == 201
     assert await count_observations(st, agency) == 2
 
@@ -220,7 +223,7 @@ async def test_idempotency_key_replays_the_first_response(st: Stack):
 async def test_a_refused_request_can_be_retried_with_the_same_key(st: Stack):
     """A 4xx wrote nothing, so it is not replayed: the retry runs again, e.g. once the roster caught up."""
     agency, newcomer = str(uuid.uuid4()), str(uuid.uuid4())
-    headers = st.token(agency, "observer") | {"Idempotency-Key": "obs-early"}
+    headers = (await st.observer(agency)) | {"Idempotency-Key": "obs-early"}
     first = await st.fidelity.post("/v1/observations", json=observation(newcomer), headers=headers)
     assert assert_problem(first, 422)["errors"][0]["code"] == "not-active-staff"
     await st.enrol(agency, newcomer)
@@ -236,7 +239,7 @@ async def test_cursor_pagination(st: Stack):
     created = []
     for _ in range(5):
         r = await st.fidelity.post("/v1/observations", json=observation(practitioner),
-                                   headers=st.token(agency, "observer"))
+                                   headers=await st.observer(agency))
         created.append(r.json()["id"])
     seen, after, pages = [], None, 0
     while True:
@@ -293,5 +296,5 @@ async def test_roster_events_out_of_order_keep_the_newest_state(st: Stack):
     async with st.apps["fidelity"].state.db.reader() as s:
         member = await ROSTER.member(s, agency, person)
     assert member is not None and not member.active and member.roles == frozenset({"coach"})
-    r = await st.fidelity.post("/v1/observations", json=observation(person), headers=st.token(agency, "observer"))
+    r = await st.fidelity.post("/v1/observations", json=observation(person), headers=await st.observer(agency))
     assert "has left" in assert_problem(r, 422)["errors"][0]["message"]

@@ -107,7 +107,7 @@ async def test_lost_ack_redelivers_without_second_task(nats_server, make_db_url,
     async with running_stack(settings, urls) as st:
         await st.enrol(agency, practitioner)
         r = await st.fidelity.post("/v1/observations", json=observation(practitioner),
-                                   headers=st.token(agency, "observer"))
+                                   headers=await st.observer(agency))
         assert r.status_code == 201
 
         async def redelivered() -> bool:
@@ -135,7 +135,7 @@ async def test_poison_messages_go_to_dlq_and_the_consumer_keeps_going(
         # 3. A good event behind them is still handled.
         (good_practitioner,) = await st.staffed(agency)
         r = await st.fidelity.post("/v1/observations", json=observation(good_practitioner),
-                                   headers=st.token(agency, "observer"))
+                                   headers=await st.observer(agency))
         assert r.status_code == 201
 
         async def settled() -> bool:

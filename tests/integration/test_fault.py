@@ -31,7 +31,7 @@ async def test_two_sigkills_lose_and_duplicate_nothing(nats_server: NatsServer, 
     kills: list[int] = []
     async with running_stack(settings, urls) as st:
         await st.enrol(agency, *practitioners)
-        headers = st.token(agency, "observer")
+        headers = await st.observer(agency)
 
         async def poster(worker: int) -> None:
             nonlocal posted

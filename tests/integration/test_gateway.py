@@ -43,7 +43,7 @@ async def test_one_upstream_call_per_service_per_level(
     practitioners = [str(uuid.uuid4()) for _ in range(6)]
     async with running_stack(settings, urls) as st:
         await st.enrol(agency, *practitioners)
-        observer = st.token(agency, "observer")
+        observer = await st.observer(agency)
         for p in practitioners:
             for _ in range(2):
                 r = await st.fidelity.post("/v1/observations", json=observation(p), headers=observer)
@@ -86,7 +86,7 @@ async def test_one_upstream_call_per_service_per_level(
                                    "observedOn": "2026-11-01", "setting": "office",
                                    "scores": [{"item": "family_perspective", "score": 2}]}}
             r = await gql.post("/graphql", json={"query": mutation, "variables": variables},
-                               headers=st.token(agency, "observer"))
+                               headers=await st.observer(agency))
             err = r.json()["errors"][0]
             assert err["extensions"]["code"] == "BAD_USER_INPUT"
             assert len(err["extensions"]["problem"]["errors"]) == 10  # every unscored required item is named

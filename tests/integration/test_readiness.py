@@ -85,7 +85,7 @@ async def test_registration_roster_and_the_roster_reaching_fidelity(st: Stack):
     team = (await st.readiness.post(f"{a.url}/teams", headers=a.admin, json={"name": "North team"})).json()
     ana = await a.add("Ana Ruiz", ["practitioner"], team_id=team["id"])
     assert ana["status"] == "active" and ana["hire_date"] == TODAY.isoformat()
-    observer = st.token(a.id, "observer")
+    observer = await st.observer(a.id)
 
     async def observation_accepted() -> bool:
         r = await st.fidelity.post("/v1/observations", json=observation(ana["id"]), headers=observer)

@@ -17,7 +17,7 @@ async def test_observation_opens_exactly_one_debrief_task(nats_server: NatsServe
     async with running_stack(settings, urls) as st:
         await st.enrol(agency, practitioner)
         r = await st.fidelity.post("/v1/observations", json=observation(practitioner, value=2),
-                                   headers=st.token(agency, "observer"))
+                                   headers=await st.observer(agency))
         assert r.status_code == 201, r.text
         obs = r.json()
         assert obs["score"] == 100.0

@@ -25,7 +25,7 @@ async def test_one_trace_from_request_to_handler(nats_server: NatsServer, tmp_pa
     async with running_stack(settings, urls, tracer_provider=provider) as st:
         await st.enrol(agency, practitioner)
         r = await st.fidelity.post("/v1/observations", json=observation(practitioner),
-                                   headers=st.token(agency, "observer"))
+                                   headers=await st.observer(agency))
         assert r.status_code == 201
 
         def spans_named(fragment: str, kind: SpanKind) -> list:
