@@ -49,7 +49,7 @@ async def run_backend(cfg: Config, backend: str) -> list[Figure]:
         async with running_stack(settings, urls) as st:
             agency = str(uuid.uuid4())
             practitioners = await st.staffed(agency, 20)
-            observer = st.token(agency, "observer")
+            observer = await st.observer(agency)
             coaching_db: Database = st.apps["coaching"].state.db
             total: list[float] = []
             posts: list[float] = []

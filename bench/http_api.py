@@ -33,6 +33,7 @@ from bench.common import (
     ratio,
     say,
 )
+from services.fidelity.domain import SEEDED_REFERENCES
 from tests.stack import observation, publish_joined
 from tests.support import free_port
 from trellis.auth import mint_dev_token
@@ -104,6 +105,9 @@ async def rostered(nats_url: str, base: str, agency: str, people: list[str], hea
     finally:
         await nc.close()
     async with httpx.AsyncClient(base_url=base, timeout=10) as c:
+        ref = SEEDED_REFERENCES[0]  # the observer calibrates first, as every rater must
+        r = await c.post("/v1/calibrations", json={"reference_id": ref.id, "scores": ref.scores}, headers=headers)
+        r.raise_for_status()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             for p in people:

@@ -51,7 +51,7 @@ class Stack:
     async def observer(self, agency: str, *, fresh: bool = False, sub: str | None = None) -> dict[str, str]:
         """Headers of an observer calibrated on the practice instrument (the seeded reference, scored exactly).
 
-        One per agency unless `fresh` (or a `sub`) asks for another person.
+        One per agency; `fresh` calibrates another person, who then serves the agency from here on.
         """
         from services.fidelity.domain import SEEDED_REFERENCES
 
@@ -63,7 +63,7 @@ class Stack:
         r = await self.fidelity.post("/v1/calibrations", json={"reference_id": ref.id, "scores": ref.scores},
                                      headers=headers)
         assert r.status_code == 201, r.text
-        if sub is None and not fresh:
+        if sub is None:
             self.observers[agency] = who
         return headers
 

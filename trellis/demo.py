@@ -79,6 +79,17 @@ def _readiness(http: httpx.Client, settings: Settings, platform: str, admin: str
     http.post(f"{base}/plan/approve", headers=auth).raise_for_status()
 
 
+def _calibrate(http: httpx.Client, observer_tokens: list[str], instrument_id: str, platform: str) -> None:
+    """Observers score the shared reference recording; the seed's raters agree with its master coding
+    (which only the platform admin, who curates references, can read)."""
+    refs = http.get("/v1/calibration-references", headers={"Authorization": f"Bearer {platform}"}).json()["items"]
+    ref = next(r for r in refs if r["instrument_id"] == instrument_id)
+    master = ref["scores"]
+    for token in observer_tokens:
+        http.post("/v1/calibrations", json={"reference_id": ref["id"], "scores": master},
+                  headers={"Authorization": f"Bearer {token}"}).raise_for_status()
+
+
 def _post_when_rostered(http: httpx.Client, body: dict[str, object], headers: dict[str, str]) -> None:
     """The roster reaches fidelity by event a moment after the import; wait for it on the first post."""
     deadline = time.monotonic() + 30
@@ -105,9 +116,14 @@ def seed(settings: Settings, console: Console | None = None) -> dict[str, str]:
         _readiness(http, settings, tokens["platform_admin"], tokens["agency_admin"])
     observer_tokens = [mint_dev_token(settings, sub=o, agency=DEMO_AGENCY, roles=["observer"]) for o in OBSERVERS]
     with httpx.Client(base_url=fidelity, timeout=30) as http:
-        r = http.get("/v1/instruments", headers={"Authorization": f"Bearer {tokens['observer']}"})
+        r = http.get("/v1/instruments", headers={"Authorization": f"Bearer {tokens['observer']}"},
+                     params={"kind": "practice_observation", "status": "active"})
         r.raise_for_status()
-        instrument = next(i for i in r.json()["items"] if i["status"] == "active")
+        instrument = r.json()["items"][0]
+        # No learning service yet to report course completions: the demo agency certifies on observations alone.
+        http.put("/v1/certification-policy", json={"practitioner_course": None, "coach_course": None},
+                 headers={"Authorization": f"Bearer {tokens['agency_admin']}"}).raise_for_status()
+        _calibrate(http, observer_tokens, instrument["id"], tokens["platform_admin"])
         rng = random.Random(42)
         plan = []
         today = date.today()
@@ -132,7 +148,8 @@ def seed(settings: Settings, console: Console | None = None) -> dict[str, str]:
     first = next(iter(PRACTITIONERS))
     console.print(f"Try, in GraphQL ({service_settings('gateway', settings).url}/graphql) with the coach token:")
     query = (f'{{ practitioner(id: "{first}") {{ observations {{ observedOn score }} '
-             'coachingTasks { kind dueOn } } }')
+             'coachingTasks { kind dueOn } certification { status expiresOn } drift { family drifting } '
+             'fidelitySeries { observedOn score ewma lowerLimit passThreshold } } }')
     console.print(f"  {query}", soft_wrap=True)
     console.print("and with the agency_admin token:")
     console.print(f'  {{ agency(id: "{DEMO_AGENCY}") {{ stage trainingClearance {{ cleared reasons }} '

@@ -250,8 +250,12 @@ def observation_out(o: Observation) -> ObservationOut:
         instrument_id=o.instrument_id, instrument_version=o.instrument_version, observed_on=o.observed_on,
         setting=o.setting, kind=o.kind, instrument_family=o.instrument_family, notes=o.notes, scores=o.item_scores,
         score=o.total_score, competency_scores=o.competency_scores, passed=o.passed, created_at=o.created_at,
-        amendments=o.amendments, amendable_until=o.created_at.date() + timedelta(days=domain.AMEND_DAYS),
+        amendments=o.amendments, amendable_until=recorded_on(o) + timedelta(days=domain.AMEND_DAYS),
     )
+
+
+def recorded_on(o: Observation) -> date:
+    return o.recorded_on or o.created_at.date()
 
 
 def score_errors(instrument: domain.Instrument, scores: dict[str, int]) -> list[dict[str, Any]]:
@@ -263,7 +267,7 @@ async def refuse_uncalibrated(s: AsyncSession, principal: Principal, family: str
     status = await workflows.rater_status(s, principal.sub, family, policy, today)
     if status.calibrated:
         return []
-    return [field_error("observer", f"you are not a calibrated rater for '{family}': you {status.reason}",
+    return [field_error("observer", f"you are not a calibrated rater for '{family}': {status.reason}",
                         code="rater-not-calibrated")]
 
 
@@ -306,7 +310,7 @@ async def record_observation(
             instrument_id=instrument.id, instrument_version=instrument.version, instrument_family=instrument.family,
             kind=body.kind, observed_on=body.observed_on, setting=body.setting, notes=body.notes,
             item_scores=dict(body.scores), total_score=scored.total, competency_scores=scored.competencies,
-            passed=scored.passed, amendments=0, created_at=utcnow(),
+            passed=scored.passed, amendments=0, recorded_on=today, created_at=utcnow(),
         )
         s.add(obs)
         await add_event(s, Envelope.wrap(ObservationRecorded(
@@ -389,9 +393,9 @@ async def amend_observation(
         obs = await load_observation(s, observation_id, principal, lock=True)
         if obs.observer_id != principal.sub:
             raise Problem(403, "Only the observer who recorded an observation can amend it.", slug="not-your-record")
-        if not domain.amendable(obs.created_at.date(), today):
+        if not domain.amendable(recorded_on(obs), today):
             raise Problem(409, f"Observations can be amended for {domain.AMEND_DAYS} days; this one was recorded on "
-                               f"{obs.created_at.date()} and is final.", slug="observation-final")
+                               f"{recorded_on(obs)} and is final.", slug="observation-final")
         # Scored against the version it was recorded with, even if that version has since been retired.
         instrument = (await load_instrument(s, UUID(obs.instrument_id))).to_domain()
         if errors := score_errors(instrument, body.scores):
@@ -511,8 +515,10 @@ async def revoke(certification_id: UUID, body: RevokeIn, db: DB, principal: Admi
 # ---- rater calibration ---------------------------------------------------------------------------
 
 
-def reference_out(r: CalibrationReference) -> ReferenceOut:
-    return ReferenceOut.model_validate(r, from_attributes=True)
+def reference_out(r: CalibrationReference, curator: bool = False) -> ReferenceOut:
+    out = ReferenceOut.model_validate(r, from_attributes=True)
+    # Raters must not see the master coding before they score; the platform admin curates it.
+    return out if curator else out.model_copy(update={"scores": None})
 
 
 def visible_references(principal: Principal) -> Any:
@@ -525,7 +531,8 @@ def visible_references(principal: Principal) -> Any:
 async def list_references(db: DB, principal: Reader, page: Page) -> dict[str, object]:
     async with db.reader() as s:
         rows = list((await s.scalars(paged(visible_references(principal), CalibrationReference.id, page))).all())
-    return page_of(rows, page, reference_out, lambda r: r.id)
+    curator = principal.has("platform_admin")
+    return page_of(rows, page, lambda r: reference_out(r, curator), lambda r: r.id)
 
 
 @router.post("/calibration-references", status_code=201, response_model=ReferenceOut,
@@ -543,7 +550,7 @@ async def add_reference(body: ReferenceIn, db: DB, response: Response, principal
             created_by=principal.sub, created_at=utcnow())
         s.add(ref)
     response.headers["Location"] = f"/v1/calibration-references/{ref.id}"
-    return reference_out(ref)
+    return reference_out(ref, curator=True)
 
 
 def calibration_out(c: Calibration, reference: dict[str, int], policy: domain.Policy) -> CalibrationOut:
@@ -577,8 +584,8 @@ async def calibrate(body: CalibrationIn, db: DB, response: Response,
             # The live observation's scores are the reference only if its observer is a calibrated rater.
             status = await workflows.rater_status(s, live.observer_id, live.instrument_family, policy, today)
             if not status.calibrated:
-                raise invalid([field_error("body.observation_id", f"its observer {status.reason}, so it cannot "
-                                           "serve as a reference", code="reference-not-calibrated")],
+                raise invalid([field_error("body.observation_id", f"its observer is not calibrated ({status.reason}), "
+                                           "so it cannot serve as a reference", code="reference-not-calibrated")],
                               "The calibration")
             instrument_id, reference = live.instrument_id, live.item_scores
         instrument = (await load_instrument(s, UUID(instrument_id))).to_domain()

@@ -521,7 +521,7 @@ def rater_status(latest_on: date | None, latest_agreement: float | None, policy:
                  today: date) -> RaterStatus:
     """A rater is calibrated while their latest agreement is high enough and recent enough."""
     if latest_on is None or latest_agreement is None:
-        return RaterStatus(False, "has never calibrated on this instrument")
+        return RaterStatus(False, "never calibrated on this instrument")
     until = latest_on + timedelta(days=policy.calibration_valid_days)
     if latest_agreement < policy.calibration_agreement:
         return RaterStatus(False, f"latest calibration on {latest_on} agreed {latest_agreement:g}%, below the "

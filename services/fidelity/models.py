@@ -59,6 +59,8 @@ class Observation(TenantScoped, Base):
     kind: Mapped[str] = mapped_column(String(32), server_default="live_observation")
     instrument_family: Mapped[str] = mapped_column(String(64), server_default="miiwrap-practice")
     amendments: Mapped[int] = mapped_column(Integer, server_default="0")
+    # The service clock's date when recorded: the amendment window counts from it (null before 0003).
+    recorded_on: Mapped[date | None] = mapped_column(Date, nullable=True)
     notes: Mapped[str] = mapped_column(Text, default="")
     item_scores: Mapped[dict[str, int]] = mapped_column(JSON)
     total_score: Mapped[float] = mapped_column(Float)

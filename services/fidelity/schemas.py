@@ -231,6 +231,7 @@ class ReferenceOut(BaseModel):
     title: str
     reference_rater: str
     created_at: datetime
+    scores: dict[str, int] | None = Field(default=None, description="The master coding: platform admins only")
 
 
 class ReferencePage(BaseModel):

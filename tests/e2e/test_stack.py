@@ -31,7 +31,7 @@ from websockets.typing import Subprotocol
 from tests.stack import observation
 from tests.support import free_port
 from trellis.auth import mint_dev_token
-from trellis.demo import DEMO_AGENCY, PRACTITIONERS
+from trellis.demo import DEMO_AGENCY, OBSERVERS, PRACTITIONERS
 from trellis.settings import DEV_SECRET, Settings
 
 pytestmark = pytest.mark.e2e
@@ -307,6 +307,10 @@ def record_input(practitioner_id: str, observed_on: date, **extra_scores: int) -
             "idempotencyKey": f"e2e-{uuid.uuid4()}"}
 
 
+# The demo seed calibrated its observers on the reference recording; others would be refused.
+CALIBRATED = next(iter(OBSERVERS))
+
+
 async def hire(stack: Stack) -> str:
     """A new practitioner on the demo agency's roster, through readiness (the source of truth)."""
     person = str(uuid.uuid4())
@@ -451,13 +455,20 @@ async def test_seed_ran_and_the_coach_sees_it_through_graphql(stack: Stack) -> N
             assert task["dueOn"] == (date.fromisoformat(o["observedOn"]) + timedelta(days=7)).isoformat()
 
 
-async def test_the_seeded_agency_is_ready_with_conditions_planned_and_in_installation(stack: Stack) -> None:
+async def test_the_seeded_agency_is_planned_and_its_certifications_move_the_stage(stack: Stack) -> None:
+    """The seed's observations certify practitioners in fidelity; readiness hears of it and moves on."""
     admin = stack.token(DEMO_AGENCY, "agency_admin")
-    body = await gql(stack, admin, AGENCY_Q, {"id": DEMO_AGENCY})
-    assert not body.get("errors"), body
-    agency = body["data"]["agency"]
+    deadline = time.monotonic() + EVENT_TIMEOUT_S
+    while True:
+        body = await gql(stack, admin, AGENCY_Q, {"id": DEMO_AGENCY})
+        assert not body.get("errors"), body
+        agency = body["data"]["agency"]
+        if agency["stage"] != "installation" or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
     assert agency["name"] == "Riverside Family Services"
-    assert agency["stage"] == "installation" and agency["readinessLevel"] == "ready_with_conditions"
+    assert agency["stage"] in ("initial_implementation", "full_implementation"), agency["stage"]
+    assert agency["readinessLevel"] == "ready_with_conditions"
     assert agency["planApproved"] and agency["trainingClearance"]["cleared"] is True
     assert sorted(t["name"] for t in agency["teams"]) == ["North", "South"]
     assert set(PRACTITIONERS) <= {m["id"] for m in agency["staff"]}
@@ -466,7 +477,8 @@ async def test_the_seeded_agency_is_ready_with_conditions_planned_and_in_install
     by_key = {r["key"]: r for r in rnd["results"]}
     assert by_key["data_systems"]["status"] == "gap" and all(r["respondents"] == 10 for r in rnd["results"])
     assert any(a["origin"] == "suggested" for a in agency["plan"]["actions"])
-    assert [s["stage"] for s in agency["stageHistory"]] == ["exploration", "installation"]
+    stages = [s["stage"] for s in agency["stageHistory"]]
+    assert stages[:3] == ["exploration", "installation", "initial_implementation"] and stages[-1] == agency["stage"]
     assert agency["turnover"]["agency"]["active"] >= 10
 
     # Another agency's admin gets nothing.
@@ -477,7 +489,7 @@ async def test_the_seeded_agency_is_ready_with_conditions_planned_and_in_install
 
 async def test_recorded_observation_opens_a_debrief_task_and_streams_both_events(stack: Stack) -> None:
     practitioner_id = await hire(stack)
-    observer = stack.token(DEMO_AGENCY, "observer")
+    observer = stack.token(DEMO_AGENCY, "observer", sub=CALIBRATED)
     coach = stack.token(DEMO_AGENCY, "coach")
     observed_on = date.today() - timedelta(days=3)
 
@@ -537,7 +549,8 @@ async def test_another_agency_sees_nothing_of_the_demo_agency(stack: Stack) -> N
                 stack, stack.token(DEMO_AGENCY, "coach"), DEMO_AGENCY) as demo:
             await own.until_live()
             await demo.until_live()
-            body = await record(stack, stack.token(DEMO_AGENCY, "observer"), record_input(hire_id, date.today()))
+            observer = stack.token(DEMO_AGENCY, "observer", sub=CALIBRATED)
+            body = await record(stack, observer, record_input(hire_id, date.today()))
             assert not body.get("errors"), body
             obs_id = body["data"]["recordObservation"]["id"]
             await demo.wait_for(lambda evs: about(obs_id, "coaching.CoachingTaskOpened.v1")(evs))
@@ -556,7 +569,7 @@ async def test_unknown_item_is_a_bad_user_input_naming_the_field_and_records_not
     coach = stack.token(DEMO_AGENCY, "coach")
     before = await practitioner(stack, coach, demo_practitioner)
 
-    body = await gql(stack, stack.token(DEMO_AGENCY, "observer"), RECORD_M,
+    body = await gql(stack, stack.token(DEMO_AGENCY, "observer", sub=CALIBRATED), RECORD_M,
                      {"input": record_input(demo_practitioner, date.today() - timedelta(days=1), not_an_item=1)})
     assert body["data"] is None, body
     [error] = body["errors"]

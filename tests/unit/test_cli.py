@@ -39,3 +39,27 @@ def test_migrate_creates_each_services_schema(tmp_path, monkeypatch) -> None:
     assert result.exit_code == 0, result.output
     tables = {r[0] for r in sqlite3.connect(tmp_path / "f.db").execute("select name from sqlite_master")}
     assert {"observations", "instruments", "outbox", "inbox", "idempotency_keys"} <= tables
+
+
+def test_sweep_runs_the_certification_sweep_once_on_a_given_date(tmp_path, monkeypatch) -> None:
+    """`trellis sweep` (a CronJob's command): lapses what expired, stages its events, and is idempotent."""
+    import sqlite3
+
+    monkeypatch.setenv("TRELLIS_FIDELITY_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/f.db")
+    assert runner.invoke(app, ["migrate", "fidelity"]).exit_code == 0
+    db = sqlite3.connect(tmp_path / "f.db")
+    db.execute("insert into certifications (id, agency_id, person_id, track, status, certified_on, expires_on, "
+               "window_opens_on, revision, evidence, created_at, updated_at) values (?, ?, ?, 'practitioner', "
+               "'certified', '2025-01-01', '2027-01-01', '2026-10-03', 1, '[]', '2025-01-01 00:00:00+00:00', "
+               "'2025-01-01 00:00:00+00:00')", (str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())))
+    db.commit()
+    result = runner.invoke(app, ["sweep", "fidelity", "--today", "2026-12-01"])
+    assert result.exit_code == 0 and "fidelity: certification-sweep: 1" in result.output, result.output
+    result = runner.invoke(app, ["sweep", "fidelity", "--today", "2027-01-02"])
+    assert "fidelity: certification-sweep: 1" in result.output, result.output
+    assert runner.invoke(app, ["sweep", "fidelity", "--today", "2027-01-02"]).output.endswith(": 0\n")
+    assert db.execute("select status from certifications").fetchone() == ("lapsed",)
+    assert [r[0] for r in db.execute("select event_type from outbox order by id")] == [
+        "fidelity.RecertificationDue.v1", "fidelity.CertificationLapsed.v1"]
+    assert runner.invoke(app, ["sweep", "fidelity", "--today", "tomorrow"]).exit_code == 2
+    assert runner.invoke(app, ["sweep", "learning"]).exit_code == 2

@@ -203,6 +203,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('kind', sa.String(length=32), server_default='live_observation', nullable=False))
         batch_op.add_column(sa.Column('instrument_family', sa.String(length=64),
             server_default='miiwrap-practice', nullable=False))
+        batch_op.add_column(sa.Column('recorded_on', sa.Date(), nullable=True))
         batch_op.add_column(sa.Column('amendments', sa.Integer(), server_default='0', nullable=False))
 
     seed()
@@ -230,6 +231,7 @@ def seed() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('observations', schema=None) as batch_op:
         batch_op.drop_column('amendments')
+        batch_op.drop_column('recorded_on')
         batch_op.drop_column('instrument_family')
         batch_op.drop_column('kind')
 
