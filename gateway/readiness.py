@@ -12,6 +12,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from gateway.context import Ctx
+from gateway.fidelity import FidelitySummary, fidelity_summary
 
 IdempotencyKey = Annotated[str | None, strawberry.argument(
     description="Makes a retried mutation safe (the service honours it on POST)")]
@@ -284,6 +285,11 @@ class Agency:
         t = await info.context.readiness.get(f"{agency_path(self.id)}/turnover")
         return Turnover(as_of=date.fromisoformat(t["as_of"]), agency=TurnoverFigures(**t["agency"]),
                         teams=[TeamTurnover(**row) for row in t["teams"]])
+
+    @strawberry.field(description="From the fidelity service, per agency and team: certified, in the "
+                                  "recertification window, lapsed, fidelity over 90 days, drifting")
+    async def fidelity_summary(self, info: Ctx, track: str = "practitioner") -> FidelitySummary:
+        return await fidelity_summary(info, str(self.id), track)
 
 
 @strawberry.input

@@ -326,12 +326,15 @@ async def record_observation(
 
 
 async def consequences(s: AsyncSession, obs: Observation, instrument: domain.Instrument, today: date,
-                       *, amended: bool = False) -> None:
-    """What an observation (or its amendment) means for certification, then for drift."""
+                       *, amended: bool = False, new_pass: bool = True) -> None:
+    """What an observation (or its amendment) means for certification, then for drift.
+
+    An amendment may renew only if it turned a fail into a pass: a pass that renewed once never renews again.
+    """
     certified = False
     if instrument.track is not None:
         cert = await workflows.evaluate(s, obs.agency_id, obs.practitioner_id, instrument.track, today,
-                                        None if amended else obs)
+                                        obs if new_pass else None)
         certified = cert is not None
     if amended:
         await workflows.replay_drift(s, obs, instrument, today)
@@ -403,6 +406,7 @@ async def amend_observation(
         await workflows.lock_person(s, principal.agency, obs.practitioner_id)
         scored = domain.score(instrument, body.scores)
         obs.amendments += 1
+        new_pass = scored.passed and not obs.passed
         s.add(Amendment(id=str(uuid7()), agency_id=obs.agency_id, observation_id=obs.id, number=obs.amendments,
                         amended_by=principal.sub, reason=body.reason, previous_scores=obs.item_scores,
                         previous_total=obs.total_score, previous_passed=obs.passed, scores=dict(body.scores),
@@ -417,7 +421,7 @@ async def amend_observation(
             amended_on=today, total_score=obs.total_score, competency_scores=obs.competency_scores,
             passed=obs.passed), agency=obs.agency_id, subject=obs.id)
         await s.flush()
-        await consequences(s, obs, instrument, today, amended=True)
+        await consequences(s, obs, instrument, today, amended=True, new_pass=new_pass)
         return observation_out(obs)
 
 

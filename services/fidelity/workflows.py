@@ -133,9 +133,19 @@ async def course_done(session: AsyncSession, person: str, course: str | None) ->
     return (await session.scalars(stmt)).first() is not None
 
 
+async def evidence_since(session: AsyncSession, person: str, track: str, policy: domain.Policy, today: date) -> date:
+    """Passes count towards a new certification if inside the look-back and after the last one ended:
+    a revoked or lapsed certification's evidence never certifies again."""
+    ended = (await session.scalars(select(Certification.ended_on).where(
+        Certification.person_id == person, Certification.track == track, Certification.ended_on.is_not(None))
+        .order_by(Certification.ended_on.desc()).limit(1))).first()
+    since = today - timedelta(days=policy.lookback_days)
+    return max(since, ended) if ended else since
+
+
 async def certification_progress(session: AsyncSession, person: str, track: str, policy: domain.Policy,
                                  today: date) -> list[str]:
-    since = today - timedelta(days=policy.lookback_days)
+    since = await evidence_since(session, person, track, policy, today)
     return domain.missing_for_certification(track, await course_done(session, person, policy.course_for(track)),
                                             await passes(session, person, track, since), policy, today)
 
@@ -159,8 +169,8 @@ async def evaluate(session: AsyncSession, agency: str, person: str, track: str, 
         return cert
     if not await course_done(session, person, policy.course_for(track)):
         return None
-    evidence = domain.initial_evidence(await passes(session, person, track, today - timedelta(
-        days=policy.lookback_days)), policy, today)
+    since = await evidence_since(session, person, track, policy, today)
+    evidence = domain.initial_evidence(await passes(session, person, track, since), policy, today)
     if evidence is None:
         return None
     t = domain.certify(evidence, policy, today)

@@ -227,6 +227,12 @@ async def test_revocation(st: Stack, clock: Clock):
     assert after["status"] == "revoked"
     assert after["timeline"][-1] | {"on": None} == after["timeline"][-1] | {
         "status": "revoked", "reason": "Practice concerns confirmed by review", "actor": admin, "on": None}
+    # Its evidence never certifies again: a new certification needs new passes after the revocation.
+    clock.move(1)
+    await observe(st, agency, person, clock.today, value=0)
+    await observe(st, agency, person, clock.today)
+    assert (await certification(st, agency, person))["status"] == "revoked"
+    assert await staged(st, "PractitionerCertified") == 1
     clock.move(400)
     assert await sweep(st) == 0  # a revoked certification never lapses
     assert await staged(st, "CertificationRevoked") == 1 and await staged(st, "CertificationLapsed") == 0
@@ -400,6 +406,25 @@ async def test_amendments_within_seven_days_by_the_observer_only(st: Stack, cloc
     assert problem(r, 409)["type"].endswith("observation-final")
     assert (await st.fidelity.get(f"/v1/observations/{obs['id']}", headers=mine)).json()["passed"] is True
     assert await staged(st, "ObservationAmended") == 1
+
+
+async def test_an_amendment_that_turns_a_fail_into_a_pass_inside_the_window_renews(st: Stack, clock: Clock):
+    agency = str(uuid.uuid4())
+    person, cert = await certified_person(st, clock, agency)
+    expires = date.fromisoformat(cert["current"]["expires_on"])
+    clock.today = expires - timedelta(days=30)
+    await st.observer(agency, fresh=True)  # the first rater's calibration has expired by now
+    failed = await observe(st, agency, person, clock.today, value=1)
+    assert (await certification(st, agency, person))["status"] == "recertification_due"
+    r = await st.fidelity.post(f"/v1/observations/{failed['id']}/amendments", headers=await st.observer(agency),
+                               json={"scores": full_scores(), "reason": "Scored against the wrong meeting"})
+    assert r.status_code == 201, r.text
+    renewed = await certification(st, agency, person)
+    assert renewed["status"] == "certified" and renewed["timeline"][-1]["observation_ids"] == [failed["id"]]
+    # Amending the same pass again does not renew a second time.
+    await st.fidelity.post(f"/v1/observations/{failed['id']}/amendments", headers=await st.observer(agency),
+                           json={"scores": full_scores(), "reason": "Notes only"})
+    assert await staged(st, "CertificationRenewed") == 1
 
 
 # ---- drift ---------------------------------------------------------------------------------------
