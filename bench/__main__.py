@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
-from bench import consume, e2e, http_api, publish
+from bench import consume, drift, e2e, http_api, publish
 from bench.common import Config, Figure, say
 from tests.support import PgCluster
 from trellis import telemetry
@@ -27,6 +27,7 @@ BENCHES: dict[str, tuple[str, Callable[[Config], Awaitable[list[Figure]]]]] = {
     "consume": ("2. JetStream consume: raw FastStream vs the coaching handler with its inbox", consume.run),
     "http": ("3. POST /v1/observations on uvicorn", http_api.run),
     "e2e": ("4. Observation → coaching task, end to end", e2e.run),
+    "drift": ("5. Drift: one more observation, from 10 to 10,000 prior ones", drift.run),
 }
 
 

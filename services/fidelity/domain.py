@@ -356,7 +356,7 @@ class DriftParams:
     # Competency scores rest on two or three items: discrete and piled against 100, their EWMA has a
     # heavier lower tail than the total's, so the same false-alarm rate needs wider limits.
     competency_width: float = 3.5
-    run: int = 3
+    run: int = 4
     min_baseline: int = 5
     # A flagged series clears once its EWMA is back this far from the limit towards the centre,
     # so a series hovering at the limit does not flap.
