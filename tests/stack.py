@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -28,6 +28,20 @@ from trellis.migrate import upgrade_async
 from trellis.settings import Settings
 
 INSTRUMENT = "0190a000-0000-7000-8000-000000000001"
+
+
+class Clock:
+    """The services' today (`running_stack(..., clock=Clock(...))`), moved by the test."""
+
+    def __init__(self, today: date) -> None:
+        self.today = today
+
+    def __call__(self) -> date:
+        return self.today
+
+    def move(self, days: int) -> date:
+        self.today += timedelta(days=days)
+        return self.today
 
 
 @dataclass

@@ -22,7 +22,7 @@ from services.fidelity.models import ROSTER as FIDELITY_ROSTER
 from services.fidelity.models import Calibration, InstrumentRow, Observation, PolicyRow, TimelineEntry
 from services.fidelity.workflows import sweep_certifications
 from tests.conftest import make_settings
-from tests.stack import INSTRUMENT, Stack, eventually, full_scores, observation, running_stack
+from tests.stack import INSTRUMENT, Clock, Stack, eventually, full_scores, observation, running_stack
 from tests.support import NatsServer
 from trellis.bus import jetstream
 from trellis.db import Database, outbox
@@ -30,20 +30,6 @@ from trellis.envelope import Envelope
 
 START = date(2026, 1, 5)
 COACHING_INSTRUMENT = "0190a000-0000-7000-8000-000000000002"
-
-
-class Clock:
-    """The services' today, moved by the test."""
-
-    def __init__(self, today: date) -> None:
-        self.today = today
-
-    def __call__(self) -> date:
-        return self.today
-
-    def move(self, days: int) -> date:
-        self.today += timedelta(days=days)
-        return self.today
 
 
 @pytest.fixture

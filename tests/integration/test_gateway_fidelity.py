@@ -6,7 +6,6 @@ GraphQL errors."""
 from __future__ import annotations
 
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -15,14 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 import gateway.fidelity
 from contracts.learning import CourseCompleted
-from gateway.app import create_app as gateway_app
 from services.fidelity.domain import MIIWRAP_PRACTICE_V1, SEEDED_REFERENCES, add_months
 from tests.conftest import make_settings
-from tests.stack import INSTRUMENT, Stack, eventually, full_scores, running_stack
+from tests.gateway_harness import GraphQL, RoutingTransport, serving_gateway
+from tests.stack import INSTRUMENT, Clock, Stack, eventually, full_scores, running_stack
 from tests.support import NatsServer
 from trellis.bus import jetstream
 from trellis.envelope import Envelope
@@ -31,55 +29,10 @@ START = date(2026, 1, 5)
 SERVICES = ("readiness", "fidelity", "coaching")
 
 
-class Clock:
-    """The services' today, moved by the test."""
-
-    def __init__(self, today: date) -> None:
-        self.today = today
-
-    def __call__(self) -> date:
-        return self.today
-
-    def move(self, days: int) -> date:
-        self.today += timedelta(days=days)
-        return self.today
-
-
-class RoutingTransport(httpx.AsyncBaseTransport):
-    """Routes http://<service>/ to the in-process app and counts upstream requests per service."""
-
-    def __init__(self, st: Stack) -> None:
-        self.routes = {name: httpx.ASGITransport(app=app) for name, app in st.apps.items()}
-        self.calls: Counter[str] = Counter()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.calls[request.url.host] += 1
-        return await self.routes[request.url.host].handle_async_request(request)
-
-
-@dataclass
-class Gateway:
-    st: Stack
-    http: httpx.AsyncClient
-    transport: RoutingTransport
-    clock: Clock
-
-    async def __call__(self, query: str, headers: dict[str, str], **variables: Any) -> dict[str, Any]:
-        r = await self.http.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
-        assert r.status_code == 200, r.text
-        return r.json()  # type: ignore[no-any-return]
-
-    async def ok(self, query: str, headers: dict[str, str], **variables: Any) -> dict[str, Any]:
-        body = await self(query, headers, **variables)
-        assert "errors" not in body, body
-        return body["data"]  # type: ignore[no-any-return]
-
-    async def refused(self, query: str, headers: dict[str, str], **variables: Any) -> dict[str, Any]:
-        """The one error of a refused request (its data is null); returns the error's extensions."""
-        body = await self(query, headers, **variables)
-        assert body["data"] is None, body
-        [err] = body["errors"]
-        return err["extensions"]  # type: ignore[no-any-return]
+class Gateway(GraphQL):
+    def __init__(self, st: Stack, http: httpx.AsyncClient, transport: RoutingTransport, clock: Clock) -> None:
+        super().__init__(st, http, transport)
+        self.clock = clock
 
     async def register(self, name: str) -> str:
         platform = self.st.token(str(uuid.uuid4()), "platform_admin")
@@ -99,12 +52,9 @@ async def gql(nats_server: NatsServer, make_db_url, tmp_path: Path,  # type: ign
     settings = make_settings(nats_server.url, tmp_path)
     for name in SERVICES:
         monkeypatch.setenv(f"TRELLIS_{name.upper()}_BASE_URL", f"http://{name}")
-    async with running_stack(settings, {name: make_db_url(name) for name in SERVICES}, clock=clock) as st:
-        transport = RoutingTransport(st)
-        app = gateway_app(settings=settings, transport=transport)
-        async with LifespanManager(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                                           base_url="http://gateway") as http:
-            yield Gateway(st, http, transport, clock)
+    async with (running_stack(settings, {name: make_db_url(name) for name in SERVICES}, clock=clock) as st,
+                serving_gateway(st, settings) as (http, transport)):
+        yield Gateway(st, http, transport, clock)
 
 
 CALIBRATE = """mutation($ref: ID, $obs: ID, $scores: [ItemScoreInput!]!) {

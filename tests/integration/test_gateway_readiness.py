@@ -4,55 +4,23 @@ and the service's refusals (another agency, bad input) arriving as GraphQL error
 from __future__ import annotations
 
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from gateway.app import create_app as gateway_app
 from services.readiness.domain import READINESS_V1
 from tests.conftest import make_settings
-from tests.stack import Stack, running_stack
+from tests.gateway_harness import GraphQL, serving_gateway
+from tests.stack import running_stack
 from tests.support import NatsServer
 
 TODAY = date.today()
 SERVICES = ("readiness", "fidelity", "coaching")
 
 
-class RoutingTransport(httpx.AsyncBaseTransport):
-    """Routes http://<service>/ to the in-process app and counts upstream requests per service."""
-
-    def __init__(self, st: Stack) -> None:
-        self.routes = {name: httpx.ASGITransport(app=app) for name, app in st.apps.items()}
-        self.calls: Counter[str] = Counter()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.calls[request.url.host] += 1
-        return await self.routes[request.url.host].handle_async_request(request)
-
-
-@dataclass
-class Gateway:
-    st: Stack
-    http: httpx.AsyncClient
-    transport: RoutingTransport
-
-    async def __call__(self, query: str, headers: dict[str, str], **variables: Any) -> dict[str, Any]:
-        r = await self.http.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
-        assert r.status_code == 200, r.text
-        return r.json()  # type: ignore[no-any-return]
-
-    async def ok(self, query: str, headers: dict[str, str], **variables: Any) -> dict[str, Any]:
-        body = await self(query, headers, **variables)
-        assert "errors" not in body, body
-        return body["data"]  # type: ignore[no-any-return]
-
+class Gateway(GraphQL):
     async def register(self, name: str) -> str:
         platform = self.st.token(str(uuid.uuid4()), "platform_admin")
         data = await self.ok(REGISTER, platform, input={"name": name, "region": "North", "programs": ["Wraparound"]})
@@ -65,12 +33,9 @@ async def gql(nats_server: NatsServer, make_db_url, tmp_path: Path,  # type: ign
     settings = make_settings(nats_server.url, tmp_path)
     for name in SERVICES:
         monkeypatch.setenv(f"TRELLIS_{name.upper()}_BASE_URL", f"http://{name}")
-    async with running_stack(settings, {name: make_db_url(name) for name in SERVICES}) as st:
-        transport = RoutingTransport(st)
-        app = gateway_app(settings=settings, transport=transport)
-        async with LifespanManager(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                                           base_url="http://gateway") as http:
-            yield Gateway(st, http, transport)
+    async with (running_stack(settings, {name: make_db_url(name) for name in SERVICES}) as st,
+                serving_gateway(st, settings) as (http, transport)):
+        yield Gateway(st, http, transport)
 
 
 REGISTER = """mutation($input: RegisterAgencyInput!, $key: String) {
