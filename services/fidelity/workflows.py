@@ -76,11 +76,11 @@ async def live_certification(session: AsyncSession, person: str, track: str) -> 
     return (await session.scalars(stmt.with_for_update())).first()
 
 
-def _event(cert: Certification, t: domain.Transition, actor: str | None) -> EventPayload:
+def _event(cert: Certification, t: domain.Transition, actor: str | None, instrument_id: str) -> EventPayload:
     common: dict[str, Any] = {"certification_id": cert.id, "practitioner_id": cert.person_id,
                               "track": cert.track, "revision": t.revision}
     if t.status == domain.CertStatus.CERTIFIED and t.revision == 1:
-        return PractitionerCertified(**common, instrument_id=domain.KIND_OF_TRACK[cert.track],
+        return PractitionerCertified(**common, instrument_id=instrument_id,
                                      certified_on=t.on, expires_on=t.expires_on, evidence=list(t.evidence))
     if t.status == domain.CertStatus.CERTIFIED:
         return CertificationRenewed(**common, renewed_on=t.on, expires_on=t.expires_on,
@@ -93,7 +93,7 @@ def _event(cert: Certification, t: domain.Transition, actor: str | None) -> Even
 
 
 async def apply(session: AsyncSession, cert: Certification, t: domain.Transition, policy: domain.Policy,
-                *, actor: str | None = None) -> None:
+                *, actor: str | None = None, instrument_id: str = "") -> None:
     """Record one transition: the certification's row, its timeline entry and its event."""
     cert.status, cert.revision, cert.expires_on = t.status.value, t.revision, t.expires_on
     cert.window_opens_on = t.expires_on - timedelta(days=policy.window_days)
@@ -105,7 +105,8 @@ async def apply(session: AsyncSession, cert: Certification, t: domain.Transition
                               on=t.on, expires_on=t.expires_on, reason=t.reason, observation_ids=list(t.evidence),
                               actor=actor, created_at=utcnow()))
     event_id = str(uuid.uuid5(TRANSITION_NS, f"{cert.id}/{t.revision}"))
-    await emit(session, _event(cert, t, actor), agency=cert.agency_id, subject=cert.person_id, event_id=event_id)
+    await emit(session, _event(cert, t, actor, instrument_id), agency=cert.agency_id, subject=cert.person_id,
+               event_id=event_id)
 
 
 async def advance(session: AsyncSession, cert: Certification, policy: domain.Policy, today: date) -> int:
@@ -178,7 +179,9 @@ async def evaluate(session: AsyncSession, agency: str, person: str, track: str, 
                          certified_on=today, expires_on=t.expires_on, window_opens_on=t.expires_on, revision=0,
                          evidence=list(t.evidence), created_at=utcnow(), updated_at=utcnow())
     session.add(cert)
-    await apply(session, cert, t, policy)
+    latest = (await session.scalars(select(Observation.instrument_id).where(
+        Observation.id == evidence[-1].observation_id))).one()
+    await apply(session, cert, t, policy, instrument_id=latest)
     return cert
 
 

@@ -162,6 +162,10 @@ async def test_certify_then_window_then_renew(st: Stack, clock: Clock):
     assert [t["status"] for t in after["timeline"]] == ["certified", "recertification_due", "certified"]
     assert after["timeline"][-1]["observation_ids"] == [renewal["id"]]
     assert [t["revision"] for t in after["timeline"]] == [1, 2, 3]
+    async with db(st).reader() as s:
+        body = (await s.execute(select(outbox.c.body).where(
+            outbox.c.event_type == "fidelity.PractitionerCertified.v1"))).scalar_one()
+    assert Envelope.from_bytes(body).data["instrument_id"] == INSTRUMENT  # the version the evidence was scored on
     for name in ("PractitionerCertified", "RecertificationDue", "CertificationRenewed"):
         assert await staged(st, name) == 1
 
