@@ -320,26 +320,9 @@ async def record_observation(
             competency_scores=obs.competency_scores, passed=obs.passed,
         ), source=SOURCE, subject=obs.id, agency=principal.agency))
         await s.flush()
-        await consequences(s, obs, instrument, today)
+        await workflows.consequences(s, obs, instrument, today)
     response.headers["Location"] = f"/v1/observations/{obs.id}"
     return observation_out(obs)
-
-
-async def consequences(s: AsyncSession, obs: Observation, instrument: domain.Instrument, today: date,
-                       *, amended: bool = False, new_pass: bool = True) -> None:
-    """What an observation (or its amendment) means for certification, then for drift.
-
-    An amendment may renew only if it turned a fail into a pass: a pass that renewed once never renews again.
-    """
-    certified = False
-    if instrument.track is not None:
-        cert = await workflows.evaluate(s, obs.agency_id, obs.practitioner_id, instrument.track, today,
-                                        obs if new_pass else None)
-        certified = cert is not None
-    if amended:
-        await workflows.replay_drift(s, obs, instrument, today)
-    else:
-        await workflows.track_drift(s, obs, instrument, certified, today)
 
 
 @router.get("/observations", response_model=ObservationPage, summary="Observations in the caller's agency")
@@ -421,7 +404,7 @@ async def amend_observation(
             amended_on=today, total_score=obs.total_score, competency_scores=obs.competency_scores,
             passed=obs.passed), agency=obs.agency_id, subject=obs.id)
         await s.flush()
-        await consequences(s, obs, instrument, today, amended=True, new_pass=new_pass)
+        await workflows.consequences(s, obs, instrument, today, amended=True, new_pass=new_pass)
         return observation_out(obs)
 
 

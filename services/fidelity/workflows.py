@@ -338,6 +338,26 @@ async def _slipping(session: AsyncSession, obs: Observation, family: str,
     return out
 
 
+# ---- an observation's consequences ---------------------------------------------------------
+
+
+async def consequences(s: AsyncSession, obs: Observation, instrument: domain.Instrument, today: date,
+                       *, amended: bool = False, new_pass: bool = True) -> None:
+    """What an observation (or its amendment) means for certification, then for drift.
+
+    An amendment may renew only if it turned a fail into a pass: a pass that renewed once never renews again.
+    """
+    certified = False
+    if instrument.track is not None:
+        cert = await evaluate(s, obs.agency_id, obs.practitioner_id, instrument.track, today,
+                                        obs if new_pass else None)
+        certified = cert is not None
+    if amended:
+        await replay_drift(s, obs, instrument, today)
+    else:
+        await track_drift(s, obs, instrument, certified, today)
+
+
 # ---- summaries -----------------------------------------------------------------------------------
 
 
