@@ -109,9 +109,9 @@ async def drain(relay: OutboxRelay, n: int) -> int:
     """drain_once() until n rows are sent; returns how many were."""
     sent = 0
     for _ in range(n // relay.batch * 4 + 10):  # bounded: a stuck relay ends the loop, not the run
-        s, f = await relay.drain_once()
-        sent += s
-        if sent >= n or (s == 0 and f == 0):
+        done = await relay.drain_once()
+        sent += done.sent
+        if sent >= n or done.fetched == 0:
             break
     return sent
 

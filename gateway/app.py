@@ -7,21 +7,25 @@ from collections.abc import AsyncIterator
 
 import httpx
 from fastapi import FastAPI, Request, WebSocket
-from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from gateway.clients import ServiceClient
+from gateway.clients import Budget, ServiceClient
 from gateway.context import Context
 from gateway.live import LiveEvents
-from gateway.schema import schema
+from gateway.schema import build_schema
+from gateway.settings import GatewaySettings
 from trellis import telemetry
 from trellis.auth import TokenVerifier
+from trellis.docs_ui import OfflineGraphQLRouter, offline_fastapi
+from trellis.limits import BodyLimitMiddleware
 from trellis.service import ops_router_basic
 from trellis.settings import Settings, get_settings, service_settings
 
 
-def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTransport | None = None,
+               limits: GatewaySettings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    limits = limits or GatewaySettings()
     telemetry.setup_logging(settings.log_level)
     provider = telemetry.tracer_provider("gateway")
     telemetry.instrument_httpx(provider)
@@ -31,7 +35,11 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.http = httpx.AsyncClient(timeout=15, transport=transport)
+        # Bounded: a slow service holds at most max_connections sockets, each call at most the timeouts.
+        timeout = httpx.Timeout(limits.upstream_timeout_s, connect=limits.upstream_connect_timeout_s)
+        pool = httpx.Limits(max_connections=limits.upstream_max_connections,
+                            max_keepalive_connections=limits.upstream_max_keepalive)
+        app.state.http = httpx.AsyncClient(timeout=timeout, limits=pool, transport=transport)
         await live.connect()
         app.state.live = live
         try:
@@ -45,16 +53,19 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
         assert conn is not None
         auth = conn.headers.get("authorization", "")
         http: httpx.AsyncClient = conn.app.state.http
+        budget = Budget(limits.upstream_budget)  # shared by the request's clients
         return Context(
-            fidelity=ServiceClient("fidelity", urls["fidelity"], http, auth),
-            coaching=ServiceClient("coaching", urls["coaching"], http, auth),
-            readiness=ServiceClient("readiness", urls["readiness"], http, auth),
-            verifier=verifier, live=live, authorization=auth,
+            fidelity=ServiceClient("fidelity", urls["fidelity"], http, auth, budget),
+            coaching=ServiceClient("coaching", urls["coaching"], http, auth, budget),
+            readiness=ServiceClient("readiness", urls["readiness"], http, auth, budget),
+            verifier=verifier, live=live, authorization=auth, limits=limits,
         )
 
-    app = FastAPI(title="Trellis gateway", lifespan=lifespan)
-    graphql = GraphQLRouter(schema, context_getter=context, subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL])
+    app = offline_fastapi(title="Trellis gateway", lifespan=lifespan)  # /docs and GraphiQL work offline
+    graphql = OfflineGraphQLRouter(build_schema(limits), context_getter=context,
+                                   subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL])
     app.include_router(graphql, prefix="/graphql")
     app.include_router(ops_router_basic(lambda: live.nc is not None and live.nc.is_connected))
     telemetry.instrument_app(app, provider)
+    app.add_middleware(BodyLimitMiddleware, settings=settings)  # outermost: before auth and parsing
     return app

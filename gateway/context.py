@@ -9,12 +9,14 @@ from strawberry.types import Info
 from gateway.clients import ServiceClient
 from gateway.live import LiveEvents
 from gateway.loaders import Loaders
+from gateway.settings import GatewaySettings
 from trellis.auth import AuthError, Principal, TokenVerifier
 
 
 class Context(BaseContext):
     def __init__(self, fidelity: ServiceClient, coaching: ServiceClient, readiness: ServiceClient,
-                 verifier: TokenVerifier, live: LiveEvents, authorization: str) -> None:
+                 verifier: TokenVerifier, live: LiveEvents, authorization: str,
+                 limits: GatewaySettings | None = None) -> None:
         super().__init__()
         self.fidelity = fidelity
         self.coaching = coaching
@@ -22,19 +24,26 @@ class Context(BaseContext):
         self.verifier = verifier
         self.live = live
         self.authorization = authorization
+        self.limits = limits or GatewaySettings()
         self.loaders = Loaders(fidelity, coaching)
+        self._principal: Principal | None = None
 
     async def principal(self) -> Principal:
+        """The verified caller (verified once per request); UNAUTHENTICATED without a valid token."""
+        if self._principal is not None:
+            return self._principal
         auth = self.authorization
         if not auth and isinstance(self.connection_params, dict):
             auth = str(self.connection_params.get("Authorization") or self.connection_params.get("authorization") or "")
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            raise GraphQLError("Send 'Authorization: Bearer <token>'.", extensions={"code": "UNAUTHENTICATED"})
+            raise GraphQLError("Send 'Authorization: Bearer <token>'.",
+                               extensions={"code": "UNAUTHENTICATED", "status": 401})
         try:
-            return await self.verifier.verify(token.strip())
+            self._principal = await self.verifier.verify(token.strip())
         except AuthError as e:
-            raise GraphQLError(str(e), extensions={"code": "UNAUTHENTICATED"}) from e
+            raise GraphQLError(str(e), extensions={"code": "UNAUTHENTICATED", "status": 401}) from e
+        return self._principal
 
 
 Ctx = Info[Context, None]

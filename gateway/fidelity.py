@@ -6,9 +6,12 @@ imports neither gateway.schema nor gateway.readiness; they import its types."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import date, datetime
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import quote
+from uuid import UUID
 
 import strawberry
 from graphql import GraphQLError
@@ -16,6 +19,7 @@ from strawberry.scalars import JSON
 
 from gateway.clients import MAX_PAGE
 from gateway.context import Ctx
+from gateway.loaders import grouped
 
 IdempotencyKey = Annotated[str | None, strawberry.argument(
     description="Makes a retried mutation safe (the service honours it on POST)")]
@@ -389,27 +393,53 @@ class PractitionerFidelity:
     @strawberry.field(description="Certification on a track (practitioner or coach): status, what is missing, "
                                   "and the whole timeline")
     async def certification(self, info: Ctx, track: str = "practitioner") -> PersonCertification:
-        got = await info.context.fidelity.get(f"/v1/people/{seg(self.id)}/certification", {"track": track})
-        return PersonCertification.from_rest(got)
+        loader = info.context.loaders.get("certification", lambda: grouped(partial(certifications, info)))
+        return PersonCertification.from_rest(await loader.load((track, str(self.id))))
 
     @strawberry.field(description="Chart data, oldest first: each observation's score on an instrument family, "
                                   "the EWMA, the control limits and the pass threshold")
     async def fidelity_series(self, info: Ctx, family: str = "miiwrap-practice",
                               metric: str = "total") -> list[FidelityPoint]:
-        path = f"/v1/people/{seg(self.id)}/fidelity-series"
-        points: list[dict[str, Any]] = []
-        after: str | None = None
-        while True:  # like ServiceClient.get_all, but this page's items are its "points"
-            params = [("family", family), ("metric", metric), ("limit", str(MAX_PAGE))]
-            page = await info.context.fidelity.get(path, params + ([("after", after)] if after else []))
-            points += page["points"]
-            after = page.get("next")
-            if not after:
-                return [FidelityPoint.from_rest(p) for p in points]
+        loader = info.context.loaders.get("fidelity_series", lambda: grouped(partial(series, info)))
+        return [FidelityPoint.from_rest(p) for p in await loader.load(((family, metric), str(self.id)))]
 
     @strawberry.field(description="Whether practice is drifting, per instrument family")
     async def drift(self, info: Ctx) -> list[Drift]:
-        return [Drift.from_rest(d) for d in await info.context.fidelity.get(f"/v1/people/{seg(self.id)}/drift")]
+        loader = info.context.loaders.get("drift", lambda: grouped(partial(drift, info)))
+        return [Drift.from_rest(d) for d in await loader.load(((), str(self.id)))]
+
+
+# The batch loads behind PractitionerFidelity: all the people of one level in one call per field.
+# A person's id is matched in its canonical form, which is how the service answers.
+
+
+def people(ids: list[str]) -> list[tuple[str, str]]:
+    return [("person_id", i) for i in ids]
+
+
+async def certifications(info: Ctx, track: str, ids: list[str]) -> dict[str, Any]:
+    rows = await info.context.fidelity.get("/v1/people/certification", [("track", track), *people(ids)])
+    got = {r["person_id"]: r for r in rows}
+    return {i: got[str(UUID(i))] for i in ids}
+
+
+async def drift(info: Ctx, _: tuple[()], ids: list[str]) -> dict[str, Any]:
+    rows = await info.context.fidelity.get("/v1/people/drift", people(ids))
+    got: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        got[r["person_id"]].append(r)
+    return {i: got.get(str(UUID(i)), []) for i in ids}
+
+
+async def series(info: Ctx, args: tuple[str, str], ids: list[str]) -> dict[str, Any]:
+    family, metric = args
+    rows = await info.context.fidelity.get_all("/v1/people/fidelity-series",
+                                               [("family", family), ("metric", metric), *people(ids)],
+                                               page_size=MAX_PAGE)
+    got: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        got[r["person_id"]].append(r)
+    return {i: sorted(got.get(str(UUID(i)), []), key=lambda p: p["seq"]) for i in ids}
 
 
 # ---- the agency summary --------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +16,21 @@ from nats.aio.client import Client
 
 log = logging.getLogger("trellis.gateway.live")
 DRAIN_TIMEOUT_S = 5.0  # the dev runner SIGKILLs after 10 s
+
+
+def tenant_subject(agency: str) -> str:
+    """The subject filter for one agency's events: `*.*.<agency>`.
+
+    The agency must be a canonical UUID: anything else ('*', '>', 'a.b') would widen the filter to
+    other tenants' events.
+    """
+    try:
+        tenant = str(uuid.UUID(agency))
+    except ValueError:
+        tenant = None
+    if tenant != agency:
+        raise ValueError(f"not an agency id: {agency!r}")
+    return f"*.*.{tenant}"
 
 
 class LiveEvents:
@@ -43,6 +59,7 @@ class LiveEvents:
     async def stream(self, agency: str) -> AsyncIterator[dict[str, Any]]:
         """Each CloudEvent published for `agency`, as it happens."""
         assert self.nc is not None, "gateway not connected to NATS"
+        subject = tenant_subject(agency)  # before anything is subscribed
         queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1000)
 
         async def on_msg(msg: Any) -> None:
@@ -51,7 +68,7 @@ class LiveEvents:
             queue.put_nowait(msg.data)
 
         # Subjects are <domain>.<EventName>.<agency>; the last token is the tenant.
-        sub = await self.nc.subscribe(f"*.*.{agency}", cb=on_msg)
+        sub = await self.nc.subscribe(subject, cb=on_msg)
         try:
             while True:
                 data = await queue.get()

@@ -8,7 +8,7 @@ from typing import Any
 
 from strawberry.dataloader import DataLoader
 
-from gateway.clients import ServiceClient
+from gateway.clients import BATCH, ServiceClient
 
 Rows = list[dict[str, Any]]
 
@@ -22,10 +22,32 @@ def by_practitioner(client: ServiceClient, path: str) -> DataLoader[str, Rows]:
         return [grouped.get(i, []) for i in ids]
 
     fn: Callable[[list[str]], Awaitable[list[Rows]]] = load
-    return DataLoader(load_fn=fn, max_batch_size=100)
+    return DataLoader(load_fn=fn, max_batch_size=BATCH)
+
+
+def grouped(load: Callable[[Any, list[str]], Awaitable[dict[str, Any]]]) -> DataLoader[tuple[Any, str], Any]:
+    """A loader keyed by (arguments, id), e.g. ((track,), person): one call per distinct set of arguments,
+    each call for every id asked for with them; `load(arguments, ids)` answers id -> value."""
+
+    async def batch(keys: list[tuple[Any, str]]) -> list[Any]:
+        groups: dict[Any, list[str]] = defaultdict(list)
+        for args, i in keys:
+            if i not in groups[args]:
+                groups[args].append(i)
+        got = {args: await load(args, ids) for args, ids in groups.items()}
+        return [got[args][i] for args, i in keys]
+
+    return DataLoader(load_fn=batch, max_batch_size=BATCH)
 
 
 class Loaders:
     def __init__(self, fidelity: ServiceClient, coaching: ServiceClient) -> None:
         self.observations = by_practitioner(fidelity, "/v1/observations")
         self.tasks = by_practitioner(coaching, "/v1/tasks")
+        self.more: dict[str, DataLoader[Any, Any]] = {}
+
+    def get(self, name: str, make: Callable[[], DataLoader[Any, Any]]) -> DataLoader[Any, Any]:
+        """The request's loader called `name`, made on first use (service modules define their own)."""
+        if name not in self.more:
+            self.more[name] = make()
+        return self.more[name]

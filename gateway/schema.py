@@ -4,6 +4,7 @@ Each service's part of the graph lives in its own module (gateway.fidelity, gate
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncGenerator
 from datetime import date, datetime
 from typing import Any
@@ -11,10 +12,30 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.scalars import JSON
+from strawberry.types import ExecutionContext
 
 from gateway.context import Ctx
 from gateway.fidelity import FidelityMutation, FidelityQuery, Observation, PractitionerFidelity
+from gateway.limits import extensions, log_errors
 from gateway.readiness import ReadinessMutation, ReadinessQuery
+from gateway.settings import GatewaySettings
+
+
+def person_ids(ids: list[strawberry.ID]) -> list[str]:
+    """Ids as the services take them (UUIDs), checked here so one bad id cannot fail a whole batch."""
+    bad = [i for i in ids if not is_uuid(str(i))]
+    if bad:
+        raise GraphQLError(f"Not a practitioner id: {str(bad[0])[:64]!r} (ids are UUIDs).",
+                           extensions={"code": "BAD_USER_INPUT"})
+    return [str(i) for i in ids]
+
+
+def is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 @strawberry.type
@@ -66,11 +87,13 @@ class DomainEvent:
 class Query(ReadinessQuery, FidelityQuery):
     @strawberry.field
     def practitioner(self, id: strawberry.ID) -> Practitioner:
-        return Practitioner(id=id)
+        [pid] = person_ids([id])
+        return Practitioner(id=strawberry.ID(pid))
 
-    @strawberry.field(description="Several practitioners; their records are fetched in one call per service")
+    @strawberry.field(description="Several practitioners (at most TRELLIS_GATEWAY_MAX_LIST, 200 by default); "
+                                  "each field is fetched in one call per service for all of them")
     def practitioners(self, ids: list[strawberry.ID]) -> list[Practitioner]:
-        return [Practitioner(id=i) for i in ids]
+        return [Practitioner(id=strawberry.ID(i)) for i in person_ids(ids)]
 
 
 @strawberry.type
@@ -94,4 +117,10 @@ class Subscription:
                               time=datetime.fromisoformat(e["time"]), agency=e["agency"], data=e["data"])
 
 
-schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription)
+class GatewaySchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        log_errors(errors, execution_context)  # instead of strawberry's: every error at ERROR
+
+
+def build_schema(limits: GatewaySettings) -> GatewaySchema:
+    return GatewaySchema(query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions(limits))

@@ -18,6 +18,9 @@ ROLES = frozenset(
     {"platform_admin", "agency_admin", "supervisor", "coach", "practitioner", "observer", "facilitator", "partner"}
 )
 ASYMMETRIC = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
+# The implementation partner reads across agencies but never changes anything.
+READ_ONLY_ROLES = frozenset({"partner"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,11 @@ class Principal:
 
     def has(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))
+
+    @property
+    def write_roles(self) -> frozenset[str]:
+        """The roles that may change something: read-only roles never do."""
+        return self.roles - READ_ONLY_ROLES
 
 
 class AuthError(Exception):
@@ -60,10 +68,26 @@ class TokenVerifier:
         return principal_from_claims(claims)
 
 
-def principal_from_claims(claims: dict[str, Any]) -> Principal:
-    sub, agency, roles = claims.get("sub"), claims.get("agency"), claims.get("roles", [])
-    if not isinstance(agency, str) or not agency:
+def canonical_agency(value: object) -> str:
+    """The agency id as a canonical UUID string, or AuthError.
+
+    It ends up in database filters and NATS subjects, so wildcards such as '*' or '>' must never get
+    through; only the 36-character hyphenated form is accepted.
+    """
+    if not isinstance(value, str) or not value:
         raise AuthError("the token has no 'agency' claim")
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        raise AuthError("the token's 'agency' claim must be a UUID") from None
+    if str(parsed) != value.lower():  # not the braced, URN or bare-hex spellings uuid.UUID also takes
+        raise AuthError("the token's 'agency' claim must be a UUID")
+    return str(parsed)
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    sub, roles = claims.get("sub"), claims.get("roles", [])
+    agency = canonical_agency(claims.get("agency"))
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise AuthError("the token's 'roles' claim must be a list of strings")
     return Principal(sub=str(sub), agency=agency, roles=frozenset(roles) & ROLES)
@@ -92,6 +116,10 @@ def _unauthorized(detail: str) -> Problem:
     return Problem(401, detail, slug="unauthenticated", headers={"WWW-Authenticate": 'Bearer realm="trellis"'})
 
 
+def _read_only() -> Problem:
+    return Problem(403, "The partner role has read-only access; it cannot change anything.", slug="read-only-role")
+
+
 async def bearer_principal(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -99,19 +127,29 @@ async def bearer_principal(request: Request) -> Principal:
         raise _unauthorized("Send 'Authorization: Bearer <token>'.")
     verifier: TokenVerifier = request.app.state.verifier
     try:
-        return await verifier.verify(token.strip())
+        principal = await verifier.verify(token.strip())
     except AuthError as e:
         raise _unauthorized(str(e)) from e
+    # Central, so no route can forget it: a caller holding only read-only roles never writes.
+    if request.method not in SAFE_METHODS and not principal.write_roles and principal.roles:
+        raise _read_only()
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(bearer_principal)]
 
 
 def require_roles(*roles: str) -> Any:
-    """Dependency: the caller must hold at least one of `roles`."""
+    """Dependency: the caller must hold at least one of `roles`.
 
-    async def check(principal: CurrentPrincipal) -> Principal:
-        if not principal.has(*roles):
+    On a write (any method but GET, HEAD and OPTIONS) a read-only role such as `partner` never counts.
+    """
+
+    async def check(request: Request, principal: CurrentPrincipal) -> Principal:
+        held = principal.roles if request.method in SAFE_METHODS else principal.write_roles
+        if not held.intersection(roles):
+            if held != principal.roles and principal.has(*roles):
+                raise _read_only()
             raise Problem(403, f"This action needs one of the roles: {', '.join(roles)}.", slug="missing-role")
         return principal
 

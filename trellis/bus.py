@@ -14,6 +14,7 @@ from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+from nats import errors as nats_errors
 from nats.js.api import ConsumerConfig, DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 from opentelemetry import context as otel_context
@@ -77,18 +78,67 @@ class Handlers:
         return register
 
 
-def build_broker(settings: Settings, tracer_provider: TracerProvider | None = None) -> NatsBroker:
+def build_broker(
+    settings: Settings, tracer_provider: TracerProvider | None = None, *, on_reconnect: Callable[[], None] | None = None
+) -> NatsBroker:
     # Consumer spans only when something records them: the middleware costs a third of a
     # consumer's CPU. Without it GroupCommit still continues each event's trace from its headers.
     recording = isinstance(tracer_provider, SdkTracerProvider)
+    quiet_fetch_timeouts()
+
+    async def reconnected() -> None:
+        log.info("reconnected to NATS")
+        if on_reconnect is not None:
+            on_reconnect()
+
+    async def disconnected() -> None:
+        log.warning("disconnected from NATS; reconnecting")
+
     return NatsBroker(
         settings.nats_servers,
         middlewares=[NatsTelemetryMiddleware(tracer_provider=tracer_provider)] if recording else [],
         max_reconnect_attempts=-1,  # an outage delays events, it never stops the service
         reconnect_time_wait=1,
+        reconnected_cb=reconnected,
+        disconnected_cb=disconnected,
         logger=logging.getLogger("trellis.faststream"),
         log_level=logging.DEBUG,
     )
+
+
+def quiet_fetch_timeouts() -> None:
+    """An idle pull consumer's fetch times out every second; that is no error.
+
+    nats-py 2.15+ raises the builtin TimeoutError from `fetch`, while FastStream 0.7.8 suppresses
+    only `nats.errors.TimeoutError` (its subclass), so each idle second restarted the consume task
+    with an ERROR and a traceback. Re-raise the builtin as the nats one, which FastStream expects.
+    Done once, on the class, before any consumer's first fetch.
+    """
+    from nats.js.client import JetStreamContext
+
+    pull = JetStreamContext.PullSubscription
+    if getattr(pull.fetch, "_trellis_quiet", False):
+        return
+    original = pull.fetch
+
+    async def fetch(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await original(self, *args, **kwargs)
+        except nats_errors.TimeoutError:
+            raise
+        except TimeoutError as e:
+            raise nats_errors.TimeoutError from e
+
+    fetch._trellis_quiet = True  # type: ignore[attr-defined]
+    pull.fetch = fetch  # type: ignore[method-assign]
+
+
+def nats_connected(broker: NatsBroker) -> bool:
+    try:
+        conn = broker.config.connection_state.connection
+    except Exception:  # noqa: BLE001 - FastStream raises until the first connect
+        return False
+    return conn is not None and bool(conn.is_connected)
 
 
 def jetstream(broker: NatsBroker) -> JetStreamContext:
@@ -258,7 +308,7 @@ class GroupCommit:
             if not ready:
                 return
             try:
-                outcomes = await self._commit(ready)
+                outcomes = await bounded(self.ctx, [i.msg.raw_message for i in ready], self._commit(ready))
             except Exception as exc:  # noqa: BLE001 - the group is retried message by message
                 log.warning("%s: group of %d failed (%r); handling each alone", self.durable, len(ready), exc)
                 for item in ready:
@@ -317,6 +367,28 @@ class GroupCommit:
         return outcomes
 
 
+async def bounded(ctx: ConsumerContext, raws: list[Any], work: Awaitable[Any]) -> Any:
+    """Run a handler's work with a timeout, telling NATS meanwhile that the messages are in progress.
+
+    A handler stuck on a lock then fails (and is retried) instead of stalling its consumer, and a
+    slow but healthy one is not redelivered to another replica while it works.
+    """
+
+    async def heartbeat() -> None:
+        every = max(ctx.settings.consumer_ack_wait_s / 3, 0.5)
+        while True:
+            await asyncio.sleep(every)
+            for raw in raws:
+                with contextlib.suppress(Exception):
+                    await raw.in_progress()
+
+    beat = asyncio.create_task(heartbeat())
+    try:
+        return await asyncio.wait_for(work, timeout=ctx.settings.consumer_handler_timeout_s)
+    finally:
+        beat.cancel()
+
+
 async def process(ctx: ConsumerContext, spec: HandlerSpec, durable: str, msg: Any) -> None:
     """One message alone, in its own transaction: retried with backoff, then dead-lettered."""
     raw = msg.raw_message
@@ -335,12 +407,7 @@ async def process(ctx: ConsumerContext, spec: HandlerSpec, durable: str, msg: An
             payload = env.payload(spec.event)
         except ValidationError as e:
             raise PermanentError(f"payload does not match {spec.event.event_type()}: {e}") from e
-        async with ctx.db.unit_of_work(agency=env.agency) as session:
-            if await inbox.claim(session, durable, env.id):
-                await spec.fn(env, payload, session)
-                outcome = "handled"
-            else:
-                outcome = "duplicate"
+        outcome = await bounded(ctx, [raw], _handle_one(ctx, spec, durable, env, payload))
         await msg.ack()
         ctx.metrics.events_consumed.labels(durable, outcome).inc()
     except Exception as exc:  # noqa: BLE001 - any failure is retried, then dead-lettered
@@ -355,6 +422,14 @@ async def process(ctx: ConsumerContext, spec: HandlerSpec, durable: str, msg: An
         log.warning("%s: delivery %d failed (%r); retrying in %.1fs", durable, deliveries, exc, delay)
         await msg.nack(delay=delay)
         ctx.metrics.events_consumed.labels(durable, "retried").inc()
+
+
+async def _handle_one(ctx: ConsumerContext, spec: HandlerSpec, durable: str, env: Envelope, payload: Any) -> str:
+    async with ctx.db.unit_of_work(agency=env.agency) as session:
+        if not await inbox.claim(session, durable, env.id):
+            return "duplicate"
+        await spec.fn(env, payload, session)
+        return "handled"
 
 
 async def dead_letter(ctx: ConsumerContext, durable: str, raw: Any, exc: BaseException, deliveries: int) -> None:

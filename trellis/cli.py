@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from trellis.settings import get_settings, service_settings, warn_if_dev_secret_exposed
+from trellis.settings import DevSecretExposed, get_settings, refuse_dev_secret_exposed, service_settings
 
 app = typer.Typer(help="Trellis: implementation infrastructure for evidence-based practice.", no_args_is_help=True)
 
@@ -95,6 +95,129 @@ def sweep(
         asyncio.run(run_chores(name, url))
 
 
+outbox_app = typer.Typer(help="Events the outbox relay could not publish.", no_args_is_help=True)
+dlq_app = typer.Typer(help="The dead-letter queue: events a consumer gave up on.", no_args_is_help=True)
+app.add_typer(outbox_app, name="outbox")
+app.add_typer(dlq_app, name="dlq")
+
+
+def _service_db_url(name: str) -> str:
+    settings = get_settings()
+    if name not in settings.services:
+        typer.echo(f"error: unknown service '{name}' (configured: {', '.join(settings.services)})", err=True)
+        raise typer.Exit(2)
+    url = service_settings(name, settings).database_url
+    assert url is not None
+    return url
+
+
+@outbox_app.command("parked")
+def outbox_parked(
+    services: Annotated[list[str] | None, typer.Argument(help="Default: every configured service")] = None,
+) -> None:
+    """List parked outbox rows: events that failed too often; their aggregate's later events wait."""
+    import asyncio
+
+    from trellis.db import Database
+    from trellis.outbox import parked_rows
+
+    settings = get_settings()
+
+    async def show(name: str) -> int:
+        db = Database(_service_db_url(name))
+        try:
+            rows = await parked_rows(db, settings.outbox_max_attempts)
+        finally:
+            await db.dispose()
+        for r in rows:
+            typer.echo(f"{name}\t{r.id}\t{r.event_type}\t{r.aggregate}\t{r.attempts} attempts\t"
+                       f"{r.created_at:%Y-%m-%d %H:%M:%S}\t{r.last_error}")
+        return len(rows)
+
+    total = sum(asyncio.run(show(name)) for name in services or settings.services)
+    typer.echo(f"{total} parked" if total else "nothing parked")
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    row_id: Annotated[int, typer.Argument(help="The row id `trellis outbox parked` shows")],
+    service: Annotated[str, typer.Option(help="The service whose outbox holds the row")],
+) -> None:
+    """Give a parked row a fresh set of attempts; the running relay publishes it and what waited behind it."""
+    import asyncio
+
+    from trellis.db import Database
+    from trellis.outbox import retry_parked
+
+    async def retry() -> bool:
+        db = Database(_service_db_url(service))
+        try:
+            return await retry_parked(db, row_id)
+        finally:
+            await db.dispose()
+
+    if not asyncio.run(retry()):
+        typer.echo(f"error: {service} has no unsent outbox row {row_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{service}: row {row_id} will be published again")
+
+
+async def _with_jetstream(work: Any) -> Any:
+    import nats
+
+    nc = await nats.connect(get_settings().nats_servers, connect_timeout=5, max_reconnect_attempts=2)
+    try:
+        return await work(nc.jetstream())
+    finally:
+        await nc.close()
+
+
+@dlq_app.command("list")
+def dlq_list(
+    consumer: Annotated[str | None, typer.Option(help="Only this consumer's, e.g. coaching--open-debrief-task")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 100,
+) -> None:
+    """Show dead letters, oldest first, with the consumer, the event's subject and the error."""
+    import asyncio
+
+    from trellis.deadletters import dead_letters
+
+    letters = asyncio.run(_with_jetstream(lambda js: dead_letters(js, consumer=consumer, limit=limit)))
+    for d in letters:
+        when = f"{d.time:%Y-%m-%d %H:%M:%S}" if d.time else "-"
+        typer.echo(f"{d.seq}\t{when}\t{d.consumer}\t{d.subject}\t{d.deliveries} deliveries\t{d.error}")
+    typer.echo(f"{len(letters)} dead letter(s)")
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    ids: Annotated[list[int] | None, typer.Argument(help="Sequence numbers from `trellis dlq list`")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Replay every dead letter (of --consumer, if given)")] = False,
+    consumer: Annotated[str | None, typer.Option(help="With --all: only this consumer's")] = None,
+) -> None:
+    """Publish dead letters again on their original subjects, then remove them from the DLQ."""
+    import asyncio
+
+    from trellis.deadletters import dead_letters, replay
+
+    if bool(ids) == all_:
+        typer.echo("error: name sequence numbers or --all (not both)", err=True)
+        raise typer.Exit(2)
+
+    async def run(js: Any) -> tuple[int, list[int]]:
+        letters = await dead_letters(js, consumer=consumer, limit=1_000_000)
+        chosen = letters if all_ else [d for d in letters if d.seq in set(ids or [])]
+        for d in chosen:
+            await replay(js, d)
+        return len(chosen), sorted(set(ids or []) - {d.seq for d in chosen})
+
+    replayed, missing = asyncio.run(_with_jetstream(run))
+    typer.echo(f"replayed {replayed} dead letter(s)")
+    if missing:
+        typer.echo(f"error: no dead letter {', '.join(map(str, missing))}", err=True)
+        raise typer.Exit(1)
+
+
 @app.command("seed")
 def seed_cmd() -> None:
     """Create demo data through the public APIs and print demo tokens."""
@@ -108,7 +231,11 @@ def serve(service: str, factory: str) -> None:
     import uvicorn
 
     svc = service_settings(service)
-    warn_if_dev_secret_exposed(get_settings(), svc.host)
+    try:
+        refuse_dev_secret_exposed(get_settings(), svc.host)
+    except DevSecretExposed as e:
+        print(f"{service}: error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
     uvicorn.run(factory, factory=True, host=svc.host, port=svc.port, log_config=None,
                 proxy_headers=True, access_log=False)
     sys.exit(0)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -171,16 +173,32 @@ def stamp_new_rows(session: Session | AsyncSession) -> None:
         checked.add(id(obj))
 
 
+def discard(session: AsyncSession) -> None:
+    """End this unit of work with a rollback instead of a commit (a dry run).
+
+    Inside a request transaction the whole request is rolled back, and its response is not
+    stored for its idempotency key (a dry run is safe to run again).
+    """
+    session.sync_session.info["discard"] = True
+
+
 def today(session: AsyncSession) -> date:
     """The date the session's database clock says it is (handlers have only their session)."""
     clock: Callable[[], date] = session.sync_session.info.get("clock", date.today)
     return clock()
 
 
+# The session of a request that runs in one transaction (see Database.request_transaction).
+_request_session: ContextVar[tuple[Database, AsyncSession] | None] = ContextVar("trellis_request_session", default=None)
+
+
 class Database:
     """One engine per service process; `unit_of_work()` is one transaction."""
 
-    def __init__(self, url: str, *, echo: bool = False, clock: Callable[[], date] = date.today) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, clock: Callable[[], date] = date.today,
+        lock_timeout_ms: int = 5000, statement_timeout_ms: int = 30000,
+    ) -> None:
         self.url = url
         # Today's date for the service's rules: injectable, so tests move time instead of waiting.
         self.clock = clock
@@ -193,6 +211,9 @@ class Database:
             kwargs["connect_args"] = {"timeout": 30}
         else:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+            # A request or handler stuck behind a row lock fails (and is retried) instead of stalling.
+            kwargs["connect_args"] = {"server_settings": {
+                "lock_timeout": str(lock_timeout_ms), "statement_timeout": str(statement_timeout_ms)}}
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
@@ -206,7 +227,7 @@ class Database:
     async def unit_of_work(
         self, agency: str | None = None, *, all_agencies: bool = False
     ) -> AsyncIterator[AsyncSession]:
-        if self._write_lock is not None:
+        if self._write_lock is not None and self._joined_session() is None:
             async with self._write_lock, self._session(agency, all_agencies) as s:
                 yield s
         else:
@@ -214,12 +235,57 @@ class Database:
                 yield s
 
     @asynccontextmanager
+    async def request_transaction(self) -> AsyncIterator[AsyncSession]:
+        """One transaction for a whole request: every unit of work and reader inside it joins it.
+
+        Whoever opens it decides, after the route has answered, whether it commits (exit normally)
+        or rolls back (raise). The idempotency middleware uses it to store a key's outcome in the
+        same transaction as the request's effects.
+        """
+        async with self._write_lock or contextlib.nullcontext(), self.sessionmaker() as session:
+            set_agency(session, None)
+            session.sync_session.info["clock"] = self.clock
+            token = _request_session.set((self, session))
+            try:
+                async with session.begin():
+                    yield session
+            finally:
+                _request_session.reset(token)
+            if session.info.pop("outbox_dirty", False):
+                self.outbox_signal.set()
+
+    def _joined_session(self) -> AsyncSession | None:
+        current = _request_session.get()
+        return current[1] if current is not None and current[0] is self else None
+
+    @asynccontextmanager
+    async def _joined(
+        self, session: AsyncSession, agency: str | None, all_agencies: bool
+    ) -> AsyncIterator[AsyncSession]:
+        info = session.sync_session.info
+        before = info.get("agency"), info.get("all_agencies", False)
+        set_agency(session, agency, all_agencies=all_agencies)
+        try:
+            yield session
+            await session.flush()  # constraint errors surface inside the unit of work, as on commit
+        finally:
+            set_agency(session, before[0], all_agencies=before[1])
+
+    @asynccontextmanager
     async def _session(self, agency: str | None, all_agencies: bool) -> AsyncIterator[AsyncSession]:
+        joined = self._joined_session()
+        if joined is not None:
+            async with self._joined(joined, agency, all_agencies) as s:
+                yield s
+            return
         async with self.sessionmaker() as session:
             set_agency(session, agency, all_agencies=all_agencies)
             session.sync_session.info["clock"] = self.clock
-            async with session.begin():
+            async with session.begin() as tx:
                 yield session
+                if session.info.pop("discard", False):
+                    await tx.rollback()
+                    session.info.pop("outbox_dirty", None)
             if session.info.pop("outbox_dirty", False):
                 self.outbox_signal.set()
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -24,6 +27,50 @@ ADMIN = str(uuid.uuid5(NS, "admin-0"))
 PLATFORM = "0190a000-0000-7000-8000-0000000f1a7f"  # the implementation partner's own tenant
 PLATFORM_ADMIN = str(uuid.uuid5(NS, "platform-admin-0"))
 MONTHS = 6
+PERSONAS_FILE = "demo-personas.json"  # under var/: who the seed created, for fresh tokens on every start
+TOKEN_TTL_S = 8 * 3600
+
+
+def personas() -> dict[str, dict[str, Any]]:
+    """The people `make run` prints tokens for: one per role a newcomer tries first."""
+    return {
+        "observer": {"sub": next(iter(OBSERVERS)), "agency": DEMO_AGENCY, "roles": ["observer"]},
+        "coach": {"sub": COACH, "agency": DEMO_AGENCY, "roles": ["coach"]},
+        "agency_admin": {"sub": ADMIN, "agency": DEMO_AGENCY, "roles": ["agency_admin", "supervisor"]},
+        "platform_admin": {"sub": PLATFORM_ADMIN, "agency": PLATFORM, "roles": ["platform_admin"]},
+    }
+
+
+def save_personas(var: Path) -> None:
+    var.mkdir(parents=True, exist_ok=True)
+    (var / PERSONAS_FILE).write_text(json.dumps(personas(), indent=2) + "\n")
+
+
+def load_personas(var: Path) -> dict[str, dict[str, Any]] | None:
+    """The seeded personas, or None if this var/ was never seeded (nobody to mint tokens for)."""
+    saved = var / PERSONAS_FILE
+    if saved.exists():
+        loaded: dict[str, dict[str, Any]] = json.loads(saved.read_text())
+        return loaded
+    # Seeded before the personas were recorded: the seed's ids are fixed, so they are still these.
+    return personas() if (var / ".seeded").exists() else None
+
+
+def persona_tokens(settings: Settings, people: dict[str, dict[str, Any]] | None = None,
+                   ttl_s: int = TOKEN_TTL_S) -> dict[str, str]:
+    """Freshly minted dev tokens, one per persona (the dev secret signs them; they last `ttl_s`)."""
+    return {role: mint_dev_token(settings, sub=str(p["sub"]), agency=str(p["agency"]),
+                                 roles=[str(r) for r in p["roles"]], ttl_s=ttl_s)
+            for role, p in (people or personas()).items()}
+
+
+def token_lines(tokens: dict[str, str], ttl_s: int = TOKEN_TTL_S) -> list[str]:
+    until = (datetime.now() + timedelta(seconds=ttl_s)).strftime("%H:%M")
+    lines = [f"Demo tokens, valid until {until} ({ttl_s // 3600} h; every start prints fresh ones). "
+             "Send them as 'Authorization: Bearer <token>':"]
+    for role, token in tokens.items():
+        lines += [f"  {role}:", f"    {token}"]
+    return lines
 
 
 def _scores(items: list[dict[str, object]], level: float, rng: random.Random) -> dict[str, int]:
@@ -102,16 +149,11 @@ def _post_when_rostered(http: httpx.Client, body: dict[str, object], headers: di
         time.sleep(0.2)
 
 
-def seed(settings: Settings, console: Console | None = None) -> dict[str, str]:
+def seed(settings: Settings, console: Console | None = None, *, show_tokens: bool = True) -> dict[str, str]:
     console = console or Console()
     fidelity = service_settings("fidelity", settings).url
     readiness = service_settings("readiness", settings).url
-    tokens = {
-        "observer": mint_dev_token(settings, sub=next(iter(OBSERVERS)), agency=DEMO_AGENCY, roles=["observer"]),
-        "coach": mint_dev_token(settings, sub=COACH, agency=DEMO_AGENCY, roles=["coach"]),
-        "agency_admin": mint_dev_token(settings, sub=ADMIN, agency=DEMO_AGENCY, roles=["agency_admin", "supervisor"]),
-        "platform_admin": mint_dev_token(settings, sub=PLATFORM_ADMIN, agency=PLATFORM, roles=["platform_admin"]),
-    }
+    tokens = persona_tokens(settings)
     with httpx.Client(base_url=readiness, timeout=30) as http:
         _readiness(http, settings, tokens["platform_admin"], tokens["agency_admin"])
     observer_tokens = [mint_dev_token(settings, sub=o, agency=DEMO_AGENCY, roles=["observer"]) for o in OBSERVERS]
@@ -156,6 +198,8 @@ def seed(settings: Settings, console: Console | None = None) -> dict[str, str]:
                   'readinessRounds { level results { key status mean agreement } } '
                   'plan { approved actions { title status overdue } } stageHistory { stage enteredOn } } }',
                   soft_wrap=True)
-    for role, tok in tokens.items():
-        console.print(f"\n[bold]{role}[/bold] token (Authorization: Bearer …):\n{tok}", soft_wrap=True)
+    save_personas(settings.var_dir)
+    if show_tokens:
+        for role, tok in tokens.items():
+            console.print(f"\n[bold]{role}[/bold] token (Authorization: Bearer …):\n{tok}", soft_wrap=True)
     return tokens

@@ -20,6 +20,10 @@ class Metrics:
             "trellis_outbox_oldest_unsent_age_seconds", "Age of the oldest unpublished outbox row",
             registry=self.registry,
         )
+        self.outbox_parked = Gauge("trellis_outbox_parked", "Outbox rows parked after too many failed publishes",
+                                   registry=self.registry)
+        self.outbox_parked_total = Counter("trellis_outbox_parked_events", "Outbox rows the relay has parked",
+                                           registry=self.registry)
         self.events_published = Counter(
             "trellis_events_published", "Events published by the outbox relay", registry=self.registry
         )

@@ -91,6 +91,17 @@ def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
                 p.wait()
 
 
+def demo_token_lines(settings: Settings) -> list[str]:
+    """Fresh tokens for the seeded demo personas, on every start: tokens last 8 h and a restart does not
+    seed again. Nothing when this var/ holds no demo data."""
+    from trellis.demo import load_personas, persona_tokens, token_lines
+
+    people = load_personas(settings.var_dir)
+    if not people or settings.oidc_enabled:  # under OIDC the services refuse dev tokens
+        return []
+    return ["", *token_lines(persona_tokens(settings, people))]
+
+
 def run_stack(*, seed: bool = True, settings: Settings | None = None) -> int:
     settings = settings or get_settings()
     var = settings.var_dir
@@ -127,7 +138,7 @@ def run_stack(*, seed: bool = True, settings: Settings | None = None) -> int:
         if seed and not marker.exists():
             from trellis.demo import seed as run_seed
 
-            run_seed(settings)
+            run_seed(settings, show_tokens=False)  # printed below, as on every start
             marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))
         gateway = service_settings("gateway", settings).url
         print("\nTrellis is running:", flush=True)
@@ -135,7 +146,10 @@ def run_stack(*, seed: bool = True, settings: Settings | None = None) -> int:
         for name, url, _ in started:
             if name != "gateway":
                 print(f"  {name:<14} {url}/docs", flush=True)
-        print(f"  logs           {var}/*.log\nPress Ctrl-C to stop.", flush=True)
+        print(f"  logs           {var}/*.log", flush=True)
+        for line in demo_token_lines(settings):
+            print(line, flush=True)
+        print("Press Ctrl-C to stop.", flush=True)
         while not stopping:
             for name, _, proc in started:
                 if proc.poll() is not None:

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from opentelemetry.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from trellis import housekeeping, problems, telemetry
+from trellis import docs_ui, housekeeping, openapi, problems, telemetry
 from trellis.auth import TokenVerifier
 from trellis.bus import (
     ConsumerContext,
@@ -25,11 +25,13 @@ from trellis.bus import (
     dlq_depth,
     ensure_streams,
     jetstream,
+    nats_connected,
     register_handlers,
     relay_publisher,
 )
 from trellis.db import Database
 from trellis.idempotency import IdempotencyMiddleware
+from trellis.limits import BodyLimitMiddleware
 from trellis.metrics import Metrics
 from trellis.outbox import OutboxRelay, outbox_stats
 from trellis.settings import Settings, get_settings, service_settings
@@ -61,22 +63,27 @@ def create_service(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(url, clock=clock or date.today)
+        db = Database(url, clock=clock or date.today, lock_timeout_ms=settings.db_lock_timeout_ms,
+                      statement_timeout_ms=settings.db_statement_timeout_ms)
         metrics = Metrics(name)
-        broker = build_broker(settings, provider)
+        # A reconnect wakes the relay at once instead of at the end of its backoff.
+        broker = build_broker(settings, provider, on_reconnect=db.outbox_signal.set)
         app.state.db, app.state.metrics, app.state.broker = db, metrics, broker
         telemetry.instrument_engine(db.engine, provider)
         ctx = ConsumerContext(service=name, db=db, broker=broker, settings=settings, metrics=metrics)
         app.state.consumers = register_handlers(ctx, handlers)
-        await broker.connect()
-        await ensure_streams(jetstream(broker), settings)
-        await broker.start()
-
         relay = OutboxRelay(db, relay_publisher(broker), batch=settings.outbox_batch, poll_s=settings.outbox_poll_s,
-                            linger_s=settings.outbox_linger_s,
-                            on_published=metrics.events_published.inc, tracer_provider=provider)
+                            linger_s=settings.outbox_linger_s, max_attempts=settings.outbox_max_attempts,
+                            on_published=metrics.events_published.inc, on_parked=metrics.outbox_parked_total.inc,
+                            tracer_provider=provider)
         app.state.relay = relay
-        relay_task = asyncio.create_task(relay.run(), name=f"{name}-outbox-relay")
+        # HTTP serves at once; messaging starts when NATS answers (writes wait in the outbox meanwhile).
+        messaging = asyncio.create_task(start_messaging(name, broker, relay, settings), name=f"{name}-messaging")
+        app.state.messaging = messaging
+        # With NATS up, start as before: connected, consumers running. Without it, serve anyway.
+        done, _ = await asyncio.wait({messaging}, timeout=settings.nats_connect_grace_s)
+        if messaging in done and messaging.exception() is not None:
+            raise messaging.exception()  # type: ignore[misc]
         periodic = [asyncio.create_task(housekeeping.run(db, settings), name=f"{name}-housekeeping")]
         periodic += [asyncio.create_task(housekeeping.repeat(n, fn, db, settings.housekeeping_every_s),
                                          name=f"{name}-{n}") for n, fn in (chores or {}).items()]
@@ -88,21 +95,17 @@ def create_service(
         finally:
             for task in periodic:
                 task.cancel()
-            relay.stop()
-            # Let a drain in progress finish and mark its rows sent.
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(relay_task, timeout=5)
-            try:
-                await broker.stop()
-            except Exception as e:  # noqa: BLE001 - NATS already gone: nothing left to drain
-                log.warning("%s: broker stop: %r", name, e)
+            await stop_messaging(name, broker, relay, messaging)
             await db.dispose()
 
-    app = FastAPI(title=title or f"Trellis {name}", description=description, version="1.0.0", lifespan=lifespan)
+    # Swagger UI and ReDoc from bundled assets, so /docs works offline.
+    app = docs_ui.offline_fastapi(title=title or f"Trellis {name}", description=description, version="1.0.0",
+                                  lifespan=lifespan)
     app.state.service = name
     app.state.settings = settings
     app.state.verifier = TokenVerifier(settings)
     problems.install(app)
+    openapi.install(app)  # bearer scheme, problem+json responses, full Allow on 405
     telemetry.instrument_app(app, provider)
     app.add_middleware(IdempotencyMiddleware)
 
@@ -118,9 +121,64 @@ def create_service(
             m.http_latency.labels(request.method, path).observe(time.perf_counter() - start)
         return response
 
+    # Added last, so outermost: body limits apply before idempotency, auth and parsing.
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
     app.include_router(router)
     app.include_router(ops_router())
     return app
+
+
+async def start_messaging(name: str, broker: Any, relay: OutboxRelay, settings: Settings) -> asyncio.Task[None]:
+    """Connect (waiting as long as NATS is away), declare streams, start consumers, then the relay."""
+    waiting = asyncio.get_running_loop().call_later(
+        1.0, lambda: log.warning("%s: waiting for NATS at %s", name, ", ".join(settings.nats_servers)))
+    try:
+        await broker.connect()
+    finally:
+        waiting.cancel()
+    delay = 0.5
+    while True:
+        try:
+            await ensure_streams(jetstream(broker), settings)
+            break
+        except Exception as e:  # noqa: BLE001 - JetStream not ready yet (a cluster electing leaders)
+            log.warning("%s: JetStream not ready (%r); retrying in %.1fs", name, e, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    await broker.start()
+    log.info("%s: connected to NATS", name)
+    return asyncio.create_task(relay.run(), name=f"{name}-outbox-relay")
+
+
+async def stop_messaging(name: str, broker: Any, relay: OutboxRelay, messaging: asyncio.Task[Any]) -> None:
+    """Consumers stop first, then the relay publishes what they and the last requests staged."""
+    if not messaging.done():
+        messaging.cancel()  # never connected: nothing runs, staged events wait in the outbox
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await messaging
+        with contextlib.suppress(Exception):
+            await broker.stop()
+        return
+    relay_task = None if messaging.cancelled() or messaging.exception() else messaging.result()
+    for sub in broker.subscribers:
+        try:
+            await sub.stop()
+        except Exception as e:  # noqa: BLE001 - NATS already gone: nothing left to stop
+            log.warning("%s: consumer stop: %r", name, e)
+    relay.stop()
+    if relay_task is not None:
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(relay_task, timeout=5)
+    try:
+        if await relay.leadership.acquire():
+            await relay.flush(timeout=5)
+            await relay.leadership.release()
+    except Exception as e:  # noqa: BLE001 - what is left is published by the next start
+        log.warning("%s: final outbox flush: %r", name, e)
+    try:
+        await broker.stop()
+    except Exception as e:  # noqa: BLE001 - NATS already gone: nothing left to drain
+        log.warning("%s: broker stop: %r", name, e)
 
 
 def ops_router() -> APIRouter:
@@ -138,8 +196,7 @@ def ops_router() -> APIRouter:
             checks["database"] = "ok"
         except Exception as e:  # noqa: BLE001 - any failure means not ready
             checks["database"] = f"error: {type(e).__name__}"
-        conn = request.app.state.broker.config.connection_state.connection
-        checks["nats"] = "ok" if conn is not None and conn.is_connected else "error: not connected"
+        checks["nats"] = "ok" if nats_connected(request.app.state.broker) else "error: not connected"
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
 
@@ -148,8 +205,9 @@ def ops_router() -> APIRouter:
         state = request.app.state
         m: Metrics = state.metrics
         with contextlib.suppress(Exception):
-            stats = await outbox_stats(state.db)
+            stats = await outbox_stats(state.db, state.settings.outbox_max_attempts)
             m.outbox_unsent.set(stats.unsent)
+            m.outbox_parked.set(stats.parked)
             m.outbox_oldest_age.set(stats.oldest_age_s)
         with contextlib.suppress(Exception):
             js = jetstream(state.broker)

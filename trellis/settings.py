@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import warnings
+import ipaddress
 from functools import cache
 from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_SECRET = "trellis-dev-secret-change-me-0123456789abcdef"  # noqa: S105 - dev only, warned about
+DEV_SECRET = "trellis-dev-secret-change-me-0123456789abcdef"  # noqa: S105 - dev only, loopback only
 DEFAULT_PORTS = {
     "gateway": 8000,
     "readiness": 8001,
@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     bind_host: str = "127.0.0.1"
     nats_url: str = "nats://127.0.0.1:4222"
     nats_port: int = 4222
+    # Start-up waits this long for NATS, then serves HTTP anyway (/readyz 503) and keeps trying.
+    nats_connect_grace_s: float = 5.0
     # JetStream layout; production raises replicas to 3.
     stream_replicas: int = 1
     stream_max_age_days: int = 3650
@@ -42,11 +44,20 @@ class Settings(BaseSettings):
     consumer_max_deliver: int = 5
     consumer_backoff_s: list[float] = [1.0, 5.0, 30.0, 120.0]
     consumer_ack_wait_s: float = 30.0
+    # A handler running longer than this fails (and is retried); the message is kept alive meanwhile.
+    consumer_handler_timeout_s: float = 60.0
+    # PostgreSQL: waiting on a row lock, or one statement, fails after this long instead of stalling.
+    db_lock_timeout_ms: int = 5000
+    db_statement_timeout_ms: int = 30000
     outbox_poll_s: float = 1.0
     outbox_batch: int = 256
     outbox_linger_s: float = 0.0
+    # A row that fails this many publishes for its own reason (too large, no stream) is parked.
+    outbox_max_attempts: int = 10
     # Housekeeping: sent outbox rows and idempotency keys are kept this long, then purged.
     outbox_retention_days: float = 7.0
+    # Inbox rows outlive the outbox's retention by this margin: a redelivery can come no later.
+    inbox_retention_margin_days: float = 7.0
     idempotency_ttl_hours: float = 24.0
     housekeeping_every_s: float = 3600.0
     # Auth: a dev HS256 secret, or an OIDC issuer whose JWKS verifies RS/ES tokens.
@@ -56,7 +67,13 @@ class Settings(BaseSettings):
     oidc_issuer: str | None = None
     oidc_jwks_url: str | None = None
     oidc_audience: str | None = None
+    # Fidelity: a rater waits this long between calibration attempts on one instrument family.
+    calibration_cooldown_s: float = Field(default=900.0, ge=0)
     log_level: str = "INFO"
+    # Request bodies, refused with 413 while they stream in (trellis/limits.py): CSV uploads
+    # (text/csv, application/csv, text/plain) have their own limit; every other body has the JSON one.
+    max_json_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    max_csv_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
 
     @property
     def nats_servers(self) -> list[str]:
@@ -109,12 +126,27 @@ def get_settings() -> Settings:
     return Settings()
 
 
-def warn_if_dev_secret_exposed(settings: Settings, host: str) -> None:
-    if settings.oidc_enabled:
+class DevSecretExposed(RuntimeError):
+    """The public dev JWT secret would be used on an address others can reach."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` keeps the port on this machine ('' and 0.0.0.0 bind every address)."""
+    if host.strip("[]").lower() in LOOPBACK:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name may resolve anywhere
+
+
+def refuse_dev_secret_exposed(settings: Settings, host: str) -> None:
+    """Refuse to serve on a non-loopback address while anyone can mint tokens with the public dev secret."""
+    if settings.oidc_enabled or is_loopback(host):
         return
-    if settings.jwt_secret.get_secret_value() == DEV_SECRET and host not in LOOPBACK:
-        warnings.warn(
-            "\n*** TRELLIS IS USING THE PUBLIC DEV JWT SECRET ON A NON-LOOPBACK ADDRESS. ***\n"
-            "*** Anyone can mint tokens. Set TRELLIS_OIDC_ISSUER/JWKS_URL or TRELLIS_JWT_SECRET. ***",
-            stacklevel=2,
+    if settings.jwt_secret.get_secret_value() == DEV_SECRET:
+        raise DevSecretExposed(
+            f"refusing to listen on {host!r} with the public dev JWT secret: anyone could mint tokens. "
+            "Configure OIDC (TRELLIS_OIDC_ISSUER and TRELLIS_OIDC_JWKS_URL), set a secret of your own "
+            "(TRELLIS_JWT_SECRET), or bind to 127.0.0.1."
         )

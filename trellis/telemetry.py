@@ -67,7 +67,8 @@ def setup_logging(level: str = "INFO") -> None:
         )
     )
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # Replace plain console handlers (basicConfig's); keep others, such as a test's log capture.
+    root.handlers[:] = [h for h in root.handlers if type(h) is not logging.StreamHandler] + [handler]
     root.setLevel(level)
     logging.getLogger("trellis.faststream").setLevel(logging.WARNING)
     _configured_logging = True

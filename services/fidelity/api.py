@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 from datetime import date, timedelta
 from typing import Annotated, Any
@@ -45,6 +46,8 @@ from services.fidelity.schemas import (
     ObservationIn,
     ObservationOut,
     ObservationPage,
+    PeopleSeriesPage,
+    PeopleSeriesPointOut,
     PersonCertificationOut,
     PolicyIO,
     RaterStatusOut,
@@ -70,6 +73,7 @@ SOURCE = workflows.SOURCE
 READERS = ("observer", "coach", "supervisor", "agency_admin", "platform_admin", "practitioner")
 STAFF_READERS = tuple(r for r in READERS if r != "practitioner")
 ADMINS = ("agency_admin", "platform_admin")
+MAX_SEQ = 2**31 - 1  # drift_points.seq is INTEGER (int4 on PostgreSQL)
 
 
 def db_of(request: Request) -> Database:
@@ -132,14 +136,22 @@ async def load_instrument(s: AsyncSession, instrument_id: UUID, *, lock: bool = 
     return row
 
 
-@router.get("/instruments", response_model=InstrumentPage, summary="Instrument versions with their items")
+def published_only(principal: Principal) -> bool:
+    """Drafts are work in progress of the platform admins, who curate instruments; nobody else sees them."""
+    return not principal.has("platform_admin")
+
+
+@router.get("/instruments", response_model=InstrumentPage,
+            summary="Instrument versions with their items (drafts: platform admins only)")
 async def list_instruments(
-    db: DB, _: CurrentPrincipal, page: Page,
+    db: DB, principal: CurrentPrincipal, page: Page,
     status: Annotated[domain.InstrumentStatus | None, Query()] = None,
     family: Annotated[str | None, Query(max_length=64)] = None,
     kind: Annotated[str | None, Query(max_length=32)] = None,
 ) -> dict[str, object]:
     stmt = select(InstrumentRow)
+    if published_only(principal):
+        stmt = stmt.where(InstrumentRow.status != domain.InstrumentStatus.DRAFT.value)
     if status is not None:
         stmt = stmt.where(InstrumentRow.status == status.value)
     if family is not None:
@@ -152,9 +164,12 @@ async def list_instruments(
 
 
 @router.get("/instruments/{instrument_id}", response_model=InstrumentOut)
-async def get_instrument(instrument_id: UUID, db: DB, _: CurrentPrincipal) -> InstrumentOut:
+async def get_instrument(instrument_id: UUID, db: DB, principal: CurrentPrincipal) -> InstrumentOut:
     async with db.reader() as s:
-        return instrument_out(await load_instrument(s, instrument_id))
+        row = await load_instrument(s, instrument_id)
+    if published_only(principal) and row.status == domain.InstrumentStatus.DRAFT:
+        raise Problem(404, f"No instrument {instrument_id}.")  # the same answer as for no instrument at all
+    return instrument_out(row)
 
 
 @router.post("/instruments", status_code=201, response_model=InstrumentOut,
@@ -548,9 +563,37 @@ def calibration_out(c: Calibration, reference: dict[str, int], policy: domain.Po
         calibrated=c.agreement >= policy.calibration_agreement, reference_scores=reference)
 
 
+async def refuse_replay(s: AsyncSession, principal: Principal, body: CalibrationIn, family: str,
+                        cooldown_s: float) -> None:
+    """One blind attempt per reference, and a pause between attempts.
+
+    Each attempt reveals the reference's coding, so a second attempt on the same reference (or live
+    observation) would only replay it: refused. The cooldown keeps a rater from cycling through references.
+    """
+    mine = select(Calibration).where(Calibration.rater_id == principal.sub)
+    seen = (Calibration.reference_id == str(body.reference_id) if body.reference_id is not None
+            else Calibration.observation_id == str(body.observation_id))
+    if (await s.scalars(mine.where(seen).limit(1))).first() is not None:
+        raise Problem(409, "You have already scored this reference and seen its coding, so it no longer counts "
+                           "for you; calibrate on another one.", slug="reference-seen")
+    latest = (await s.scalars(mine.where(Calibration.family == family)
+                              .order_by(Calibration.created_at.desc()).limit(1))).first()
+    if latest is not None and cooldown_s > 0:
+        wait = cooldown_s - (utcnow() - latest.created_at).total_seconds()
+        if wait > 0:
+            retry = math.ceil(wait)
+            raise Problem(429, f"Your last calibration on '{family}' was moments ago; try again in {retry} s.",
+                          slug="calibration-cooldown", title="Too Many Requests",
+                          headers={"Retry-After": str(retry)})
+
+
 @router.post("/calibrations", status_code=201, response_model=CalibrationOut,
-             summary="Calibrate: score a reference observation, or double-code a live one (observers)")
-async def calibrate(body: CalibrationIn, db: DB, response: Response,
+             summary="Calibrate: score a reference observation, or double-code a live one (observers). "
+                     "One attempt per reference; the coding is shown once the attempt is recorded.",
+             responses={429: {"description": "Too soon after your last attempt on this instrument family.",
+                              "headers": {"Retry-After": {"description": "Seconds to wait",
+                                                          "schema": {"type": "integer"}}}}})
+async def calibrate(body: CalibrationIn, db: DB, request: Request, response: Response,
                     principal: Annotated[Principal, require_roles("observer")]) -> CalibrationOut:
     if (body.reference_id is None) == (body.observation_id is None):
         raise invalid([field_error("body", "give exactly one of reference_id and observation_id")])
@@ -562,6 +605,9 @@ async def calibrate(body: CalibrationIn, db: DB, response: Response,
                 CalibrationReference.id == str(body.reference_id)))).one_or_none()
             if ref is None:
                 raise Problem(404, f"No calibration reference {body.reference_id}.")
+            if ref.created_by == principal.sub or principal.has("platform_admin"):
+                raise Problem(409, "You can read this reference's master coding, so scoring it cannot calibrate "
+                                   "you.", slug="reference-seen")
             instrument_id, reference = ref.instrument_id, ref.scores
         else:
             live = await load_observation(s, UUID(str(body.observation_id)), principal)
@@ -578,6 +624,9 @@ async def calibrate(body: CalibrationIn, db: DB, response: Response,
         instrument = (await load_instrument(s, UUID(instrument_id))).to_domain()
         if errors := score_errors(instrument, body.scores):
             raise invalid(errors, "The calibration")
+        # Locked (a rostered rater's row): two attempts at once cannot both pass the checks below.
+        await workflows.lock_person(s, principal.agency, principal.sub)
+        await refuse_replay(s, principal, body, instrument.family, request.app.state.settings.calibration_cooldown_s)
         a = domain.agreement(instrument, body.scores, reference)
         row = Calibration(id=str(uuid7()), agency_id=principal.agency, rater_id=principal.sub,
                           family=instrument.family, instrument_id=instrument.id,
@@ -647,8 +696,12 @@ async def fidelity_series(
     metric: Annotated[str, Query(max_length=200, description="`total` or a competency")] = domain.TOTAL,
 ) -> dict[str, object]:
     person = about(person_id, principal)
-    if page.after is not None and not page.after.isdigit():
-        raise Problem(400, "The 'after' cursor is not one this API issued.", slug="bad-cursor")
+    # ASCII digits that fit the column: `str.isdigit` also passes '²' (which int() refuses), and a
+    # huge number overflows the database's integer.
+    if page.after is not None and not (page.after.isascii() and page.after.isdigit()
+                                       and int(page.after) <= MAX_SEQ):
+        raise Problem(400, "The 'after' cursor is not one this API issued.", slug="bad-cursor",
+                      errors=[field_error("query.after", "unknown cursor")])
     stmt = select(DriftPoint).where(DriftPoint.person_id == person, DriftPoint.family == family,
                                     DriftPoint.metric == metric)
     if page.after is not None:
@@ -657,6 +710,83 @@ async def fidelity_series(
         rows = list((await s.scalars(stmt.order_by(DriftPoint.seq).limit(page.limit + 1))).all())
     body = page_of(rows, page, lambda p: SeriesPointOut.model_validate(p, from_attributes=True), lambda p: str(p.seq))
     return {"person_id": person, "family": family, "metric": metric, "points": body["items"], "next": body["next"]}
+
+
+# ---- several people at once (the gateway's DataLoaders: one call per field, not one per person) -----
+
+MAX_PEOPLE = 200
+People = Annotated[list[UUID], Query(min_length=1, max_length=MAX_PEOPLE,
+                                     description=f"Repeat for each person, at most {MAX_PEOPLE}")]
+
+
+@router.get("/people/certification", response_model=list[PersonCertificationOut],
+            summary="Several people's certification on a track, in the order asked")
+async def people_certification(
+    person_id: People, db: DB, principal: Reader, track: Annotated[Track, Query()] = "practitioner",
+) -> list[PersonCertificationOut]:
+    people = list(dict.fromkeys(about(p, principal) for p in person_id))
+    today = db.clock()
+    async with db.reader(agency=principal.agency) as s:
+        certs = list((await s.scalars(select(Certification).where(
+            Certification.person_id.in_(people), Certification.track == track)
+            .order_by(Certification.created_at))).all())
+        steps = list((await s.scalars(select(TimelineEntry).where(
+            TimelineEntry.person_id.in_(people), TimelineEntry.track == track)
+            .order_by(TimelineEntry.created_at, TimelineEntry.revision))).all())
+        policy = await workflows.policy_of(s)
+        out = []
+        for person in people:
+            mine = [c for c in certs if c.person_id == person]
+            live = next((c for c in mine if c.status in domain.LIVE), None)
+            missing = [] if live else await workflows.certification_progress(s, person, track, policy, today)
+            out.append(PersonCertificationOut(
+                person_id=person, track=track, status=live.status if live else (
+                    mine[-1].status if mine else "not_certified"),
+                current=certification_out(live) if live else None, missing=missing,
+                timeline=[TimelineOut.model_validate(t, from_attributes=True) for t in steps
+                          if t.person_id == person]))
+    return out
+
+
+@router.get("/people/drift", response_model=list[DriftOut],
+            summary="Several people's drift, per person and instrument family")
+async def people_drift(person_id: People, db: DB, principal: Reader) -> list[DriftOut]:
+    people = list(dict.fromkeys(about(p, principal) for p in person_id))
+    async with db.reader(agency=principal.agency) as s:
+        rows = list((await s.scalars(select(DriftSeries).where(DriftSeries.person_id.in_(people))
+                                     .order_by(DriftSeries.person_id, DriftSeries.family, DriftSeries.metric))).all())
+    out: dict[tuple[str, str], DriftOut] = {}
+    for r in rows:
+        st = domain.SeriesState.from_json(r.state)
+        d = out.setdefault((r.person_id, r.family), DriftOut(person_id=r.person_id, family=r.family,
+                                                             drifting=False, metrics=[], evidence=[]))
+        d.metrics.append(DriftMetricOut(metric=r.metric, flagged=r.flagged, ewma=st.ewma, observations=st.n))
+        if r.flagged:
+            d.drifting = True
+            d.evidence = sorted({*d.evidence, *st.evidence})
+    return list(out.values())
+
+
+@router.get("/people/fidelity-series", response_model=PeopleSeriesPage,
+            summary="Several people's chart data on one series, in pages, in the order the points were recorded")
+async def people_fidelity_series(
+    person_id: People, db: DB, principal: Reader, page: Page,
+    family: Annotated[str, Query(max_length=64)] = "miiwrap-practice",
+    metric: Annotated[str, Query(max_length=200, description="`total` or a competency")] = domain.TOTAL,
+) -> dict[str, object]:
+    people = list(dict.fromkeys(about(p, principal) for p in person_id))
+    # The cursor is a row id this endpoint issued: digits that fit a BIGINT, or it is refused.
+    if page.after is not None and not (page.after.isascii() and page.after.isdigit() and len(page.after) <= 18):
+        raise Problem(400, "The 'after' cursor is not one this API issued.", slug="bad-cursor",
+                      errors=[field_error("query.after", "unknown cursor")])
+    stmt = select(DriftPoint).where(DriftPoint.person_id.in_(people), DriftPoint.family == family,
+                                    DriftPoint.metric == metric)
+    if page.after is not None:
+        stmt = stmt.where(DriftPoint.id > int(page.after))
+    async with db.reader(agency=principal.agency) as s:
+        rows = list((await s.scalars(stmt.order_by(DriftPoint.id).limit(page.limit + 1))).all())
+    return page_of(rows, page, lambda p: PeopleSeriesPointOut.model_validate(p, from_attributes=True),
+                   lambda p: str(p.id))
 
 
 @router.get("/agencies/{agency_id}/fidelity-summary", response_model=SummaryOut,

@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.fidelity.domain import KINDS, OBSERVATION_KINDS, SETTINGS
+from trellis.inputs import Bool, Day, Int, Number
 
 Setting = Literal[SETTINGS]  # type: ignore[valid-type]
 InstrumentKind = Literal[KINDS]  # type: ignore[valid-type]
@@ -34,13 +35,13 @@ class ItemIn(BaseModel):
     key: str = Field(max_length=64, description="lower_snake_case, unique in the instrument")
     label: str = Field(min_length=1, max_length=500)
     competency: str = Field(min_length=1, max_length=200)
-    scale_min: int = Field(default=0, ge=0, le=100)
-    scale_max: int = Field(default=2, ge=1, le=100)
-    critical: bool = False
-    critical_min: int = Field(default=1, ge=0, le=100,
+    scale_min: Int = Field(default=0, ge=0, le=100)
+    scale_max: Int = Field(default=2, ge=1, le=100)
+    critical: Bool = False
+    critical_min: Int = Field(default=1, ge=0, le=100,
                               description="A critical item scored below this fails the observation")
-    required: bool = True
-    weight: float = Field(default=1.0, gt=0, le=100)
+    required: Bool = True
+    weight: Number = Field(default=1.0, gt=0, le=100)
 
 
 class InstrumentIn(BaseModel):
@@ -54,7 +55,7 @@ class InstrumentIn(BaseModel):
     kind: InstrumentKind = Field(description=f"One of: {', '.join(KINDS)}")
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=5000)
-    pass_threshold: float = Field(default=80.0, gt=0, le=100)
+    pass_threshold: Number = Field(default=80.0, gt=0, le=100)
     items: list[ItemIn] = Field(min_length=1, max_length=200)
 
 
@@ -63,7 +64,7 @@ class InstrumentPatch(BaseModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=5000)
-    pass_threshold: float | None = Field(default=None, gt=0, le=100)
+    pass_threshold: Number | None = Field(default=None, gt=0, le=100)
     items: list[ItemIn] | None = Field(default=None, min_length=1, max_length=200)
 
 
@@ -96,10 +97,10 @@ class ObservationIn(BaseModel):
 
     practitioner_id: UUID
     instrument_id: UUID
-    observed_on: date
+    observed_on: Day
     setting: Setting = Field(description=f"One of: {', '.join(SETTINGS)}")
     kind: ObservationKind = Field(default="live_observation", description=f"One of: {', '.join(OBSERVATION_KINDS)}")
-    scores: dict[str, int] = Field(description="Item key → score on the item's scale", max_length=200)
+    scores: dict[str, Int] = Field(description="Item key → score on the item's scale", max_length=200)
     notes: str = Field(default="", max_length=10_000)
 
 
@@ -137,7 +138,7 @@ class InstrumentPage(BaseModel):
 class AmendmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    scores: dict[str, int] = Field(description="The complete corrected scores", max_length=200)
+    scores: dict[str, Int] = Field(description="The complete corrected scores", max_length=200)
     reason: str = Field(min_length=3, max_length=2000, description="Why; must not identify families")
     notes: str | None = Field(default=None, max_length=10_000)
 
@@ -160,13 +161,13 @@ class PolicyIO(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    required_passes: int = Field(default=2, description="Passing observations needed for initial certification")
-    lookback_days: int = Field(default=365, description="...within this many days")
-    min_gap_days: int = Field(default=30, description="...at least this many days apart")
-    valid_months: int = Field(default=24, description="A certification's term")
-    window_days: int = Field(default=90, description="The recertification window opens this long before expiry")
-    calibration_agreement: float = Field(default=80.0, description="Minimum exact-match agreement, percent")
-    calibration_valid_days: int = Field(default=365, description="How long a calibration lasts")
+    required_passes: Int = Field(default=2, description="Passing observations needed for initial certification")
+    lookback_days: Int = Field(default=365, description="...within this many days")
+    min_gap_days: Int = Field(default=30, description="...at least this many days apart")
+    valid_months: Int = Field(default=24, description="A certification's term")
+    window_days: Int = Field(default=90, description="The recertification window opens this long before expiry")
+    calibration_agreement: Number = Field(default=80.0, description="Minimum exact-match agreement, percent")
+    calibration_valid_days: Int = Field(default=365, description="How long a calibration lasts")
     practitioner_course: str | None = Field(default="miiwrap-practice", description="null: no course required")
     coach_course: str | None = Field(default="miiwrap-coaching", description="null: no course required")
 
@@ -221,7 +222,7 @@ class ReferenceIn(BaseModel):
     instrument_id: UUID
     title: str = Field(min_length=1, max_length=200)
     reference_rater: str = Field(min_length=1, max_length=200, description="Who master-coded it")
-    scores: dict[str, int] = Field(max_length=200)
+    scores: dict[str, Int] = Field(max_length=200)
 
 
 class ReferenceOut(BaseModel):
@@ -245,7 +246,7 @@ class CalibrationIn(BaseModel):
 
     reference_id: UUID | None = Field(default=None, description="A reference recording to score")
     observation_id: UUID | None = Field(default=None, description="Or a live observation to double-code")
-    scores: dict[str, int] = Field(max_length=200)
+    scores: dict[str, Int] = Field(max_length=200)
 
 
 class CalibrationOut(BaseModel):
@@ -295,6 +296,17 @@ class SeriesOut(BaseModel):
     family: str
     metric: str
     points: list[SeriesPointOut]
+    next: str | None
+
+
+class PeopleSeriesPointOut(SeriesPointOut):
+    person_id: str
+
+
+class PeopleSeriesPage(BaseModel):
+    """Several people's points on one series, in pages; each person's points come in `seq` order."""
+
+    items: list[PeopleSeriesPointOut]
     next: str | None
 
 

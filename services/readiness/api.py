@@ -9,6 +9,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import String, cast, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid6 import uuid7
 
@@ -63,7 +64,7 @@ from services.readiness.schemas import (
 )
 from services.readiness.workflows import emit, enter_stage, refresh_stage
 from trellis.auth import Principal, require_roles
-from trellis.db import Database, utcnow
+from trellis.db import Database, discard, utcnow
 from trellis.envelope import EventPayload
 from trellis.pagination import PageParams, page_of, paged
 from trellis.problems import Problem, field_error
@@ -73,7 +74,6 @@ ADMINS = ("agency_admin", "platform_admin")
 STAFF_READERS = ("agency_admin", "supervisor", "coach", "observer", "platform_admin")
 MEMBERS = ("agency_admin", "supervisor", "coach", "practitioner", "observer", "facilitator", "partner",
            "platform_admin")
-MAX_CSV_BYTES = 2_000_000
 
 
 def db_of(request: Request) -> Database:
@@ -265,10 +265,10 @@ async def add_staff(agency_id: UUID, body: StaffIn, db: DB, principal: Admin, re
         if (await s.scalars(select(Staff).where(Staff.email == email))).first() is not None:
             raise Problem(409, f"{email} is already on this agency's roster.", slug="already-on-roster")
         person = str(body.id or uuid7())
-        taken = (await s.scalars(select(Staff).where(Staff.id == person).execution_options(
-            include_all_agencies=True))).first()
-        if taken is not None:
-            raise Problem(409, f"Staff id {person} is already in use.", slug="already-on-roster")
+        # Ids are per agency (the key is agency and id): one in use elsewhere is no business of this
+        # caller, so only this agency's roster is asked.
+        if (await s.scalars(select(Staff).where(Staff.id == person))).first() is not None:
+            raise Problem(409, f"Staff id {person} is already on this agency's roster.", slug="already-on-roster")
         m = Staff(id=person, agency_id=agency, name=body.name.strip(), email=email,
                   team_id=str(body.team_id) if body.team_id else None, roles=sorted(set(body.roles)),
                   hire_date=hired, status="active", left_on=None, created_at=now, updated_at=now)
@@ -385,9 +385,7 @@ async def import_roster(agency_id: UUID, request: Request, db: DB, principal: Ad
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in ("text/csv", "text/plain", "application/csv"):
         raise Problem(415, "Send the roster as CSV with 'Content-Type: text/csv'.")
-    raw = await request.body()
-    if len(raw) > MAX_CSV_BYTES:
-        raise Problem(413, f"A roster file is at most {MAX_CSV_BYTES // 1_000_000} MB.", title="Content too large")
+    raw = await request.body()  # at most TRELLIS_MAX_CSV_BODY_BYTES: trellis/limits.py refused anything larger
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -426,8 +424,13 @@ async def import_roster(agency_id: UUID, request: Request, db: DB, principal: Ad
                 m.name, m.team_id, m.roles, m.updated_at = row.name, row.team, list(row.roles), now
                 if (before_roles, before_team) != (m.roles, m.team_id):
                     await emit(s, role_changed(m, before_roles, before_team), agency=agency, subject=m.id)
+        try:
+            await s.flush()  # the database's own checks, in a dry run exactly as in a real one
+        except IntegrityError:
+            raise Problem(409, "The roster changed while the file was being imported; nothing was imported. "
+                               "Try again.", slug="roster-changed") from None
         if dry_run:
-            await s.rollback()
+            discard(s)
         elif created or updated:
             await refresh_stage(s, agency, today)
     return ImportOut(dry_run=dry_run, rows=len(parsed.rows), created=created, updated=updated,

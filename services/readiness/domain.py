@@ -7,7 +7,7 @@ import csv
 import io
 import re
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
@@ -473,12 +473,21 @@ def parse_roster(text: str, teams: Mapping[str, str], known: Mapping[str, Known]
     """
     out = RosterFile()
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))  # spreadsheets often save a BOM
+    try:
+        _parse_rows(reader, teams, known, today, out)
+    except csv.Error as e:  # e.g. a cell over csv.field_size_limit() (131,072 characters): the file is refused
+        out.errors.append(RowError(max(reader.line_num, 1), None, f"this line is not valid CSV ({e})"))
+    return out
+
+
+def _parse_rows(reader: Iterator[list[str]], teams: Mapping[str, str], known: Mapping[str, Known], today: date,
+                out: RosterFile) -> None:
     header = [h.strip().lower() for h in next(reader, [])]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         out.errors.append(RowError(1, None, f"the header must name the columns {', '.join(REQUIRED_COLUMNS)} "
                                             f"(missing: {', '.join(missing)})"))
-        return out
+        return
     col = {c: header.index(c) for c in ROSTER_COLUMNS if c in header}
     seen_email: dict[str, int] = {}
     seen_id: dict[str, int] = {}
@@ -502,7 +511,6 @@ def parse_roster(text: str, teams: Mapping[str, str], known: Mapping[str, Known]
         ))
     if not out.rows and not out.errors:
         out.errors.append(RowError(2, None, "the file has a header but no staff rows"))
-    return out
 
 
 def _row_errors(line: int, cells: dict[str, str], teams: Mapping[str, str], known: Mapping[str, Known],

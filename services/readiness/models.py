@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, Float, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.readiness import domain
@@ -48,9 +60,12 @@ class Team(TenantScoped, Base):
 
 class Staff(TenantScoped, Base):
     __tablename__ = "staff"
-    __table_args__ = (UniqueConstraint("agency_id", "email", name="uq_staff_agency_email"),)
+    # Keyed per agency: one person (one identity-provider subject) may be staff of several agencies,
+    # and an id in use elsewhere must not be refused, which would reveal that it exists there.
+    __table_args__ = (PrimaryKeyConstraint("agency_id", "id", name="pk_staff"),
+                      UniqueConstraint("agency_id", "email", name="uq_staff_agency_email"))
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    id: Mapped[str] = mapped_column(String(36))
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(320))
     team_id: Mapped[str | None] = mapped_column(String(36), nullable=True)

@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.readiness.domain import STAFF_ROLES, ActionStatus, Level, Stage
+from trellis.inputs import Day, Int, Number
 
 StaffRole = Literal[STAFF_ROLES]  # type: ignore[valid-type]
 Name = Field(min_length=1, max_length=200)
@@ -45,9 +46,9 @@ class AgencyPatch(In):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     region: str | None = Field(default=None, max_length=200)
     programs: list[str] | None = Field(default=None, max_length=50)
-    ready_at: float | None = Field(default=None, ge=1, le=5, description="Platform admins only")
-    conditions_at: float | None = Field(default=None, ge=1, le=5, description="Platform admins only")
-    min_respondents: int | None = Field(default=None, ge=5, le=1000, description="Platform admins only")
+    ready_at: Number | None = Field(default=None, ge=1, le=5, description="Platform admins only")
+    conditions_at: Number | None = Field(default=None, ge=1, le=5, description="Platform admins only")
+    min_respondents: Int | None = Field(default=None, ge=5, le=1000, description="Platform admins only")
 
 
 class ClearanceOut(BaseModel):
@@ -104,7 +105,7 @@ class StaffIn(In):
     email: str = Field(pattern=r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$", max_length=320)
     roles: list[StaffRole] = Field(min_length=1, max_length=len(STAFF_ROLES))
     team_id: UUID | None = None
-    hire_date: date | None = Field(default=None, description="Default: today")
+    hire_date: Day | None = Field(default=None, description="Default: today")
     id: UUID | None = Field(default=None, description="The person's identity-provider subject, if it is a UUID")
 
 
@@ -115,11 +116,11 @@ class StaffPatch(In):
 
 
 class LeaveIn(In):
-    left_on: date | None = Field(default=None, description="Default: today")
+    left_on: Day | None = Field(default=None, description="Default: today")
 
 
 class RejoinIn(In):
-    hire_date: date | None = Field(default=None, description="The new hire date; default today")
+    hire_date: Day | None = Field(default=None, description="The new hire date; default today")
     roles: list[StaffRole] | None = Field(default=None, min_length=1, max_length=len(STAFF_ROLES),
                                           description="Default: the roles they had")
     team_id: UUID | None = None
@@ -235,7 +236,7 @@ class AnswersIn(In):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "answers": {"leadership_commitment_1": 4, "change_efficacy_2": 3}}]})
 
-    answers: dict[str, int] = Field(description="Item key → 1-5; leave out items you cannot judge", max_length=500)
+    answers: dict[str, Int] = Field(description="Item key → 1-5; leave out items you cannot judge", max_length=500)
 
 
 class AnswersOut(BaseModel):
@@ -264,13 +265,13 @@ class ActionIn(In):
     title: str = Field(min_length=1, max_length=300)
     readiness_domain: str | None = Field(default=None, max_length=64)
     owner_id: UUID | None = None
-    due_on: date | None = None
+    due_on: Day | None = None
 
 
 class ActionPatch(In):
     title: str | None = Field(default=None, min_length=1, max_length=300)
     owner_id: UUID | None = None
-    due_on: date | None = None
+    due_on: Day | None = None
     status: ActionStatus | None = None
 
 

@@ -283,7 +283,17 @@ async def test_uncalibrated_raters_are_refused_with_a_reason(st: Stack, clock: C
     assert r.json()["reference_scores"] == ref.scores  # shown once the rater has scored
     await refused("below the 80% required")
     near = dict(ref.scores, strengths_used=2, natural_supports=2)  # 9 of 11 items agree: 81.82%
+    # Its coding seen, that reference no longer counts for this rater; another one does, after a cooldown.
     r = await st.fidelity.post("/v1/calibrations", json={"reference_id": ref.id, "scores": near}, headers=headers)
+    assert problem(r, 409)["type"].endswith("reference-seen")
+    r = await st.fidelity.post("/v1/calibration-references", headers=st.token(agency, "platform_admin"), json={
+        "instrument_id": INSTRUMENT, "title": "Another recording", "reference_rater": "Purveyor", "scores": ref.scores})
+    another = {"reference_id": r.json()["id"], "scores": near}
+    problem(await st.fidelity.post("/v1/calibrations", json=another, headers=headers), 429)
+    async with db(st).unit_of_work(agency=agency) as s:  # as if the cooldown had passed
+        for c in await s.scalars(select(Calibration).where(Calibration.rater_id == rater)):
+            c.created_at -= timedelta(hours=1)
+    r = await st.fidelity.post("/v1/calibrations", json=another, headers=headers)
     assert r.json()["calibrated"] is True and r.json()["agreement"] == 81.82
     assert r.json()["mismatched"] == ["strengths_used", "natural_supports"] and r.json()["total_difference"] > 0
     assert (await st.fidelity.post("/v1/observations", json=body, headers=headers)).status_code == 201

@@ -133,8 +133,9 @@ async def test_oidc_tokens_verify_against_jwks(jwks_server: tuple[str, Path]) ->
         await verifier.verify(jwt.encode(good, DEV_SECRET, "HS256", headers={"kid": "k1"}))
 
 
-def test_dev_secret_on_a_public_bind_warns() -> None:
-    from trellis.settings import warn_if_dev_secret_exposed
+def test_dev_secret_on_a_public_bind_is_refused() -> None:
+    # More cases, and the process's exit status, in test_auth_hardening.py.
+    from trellis.settings import DevSecretExposed, refuse_dev_secret_exposed
 
-    with pytest.warns(UserWarning, match="PUBLIC DEV JWT SECRET"):
-        warn_if_dev_secret_exposed(dev_settings(), "0.0.0.0")
+    with pytest.raises(DevSecretExposed, match="public dev JWT secret"):
+        refuse_dev_secret_exposed(dev_settings(), "0.0.0.0")

@@ -73,7 +73,7 @@ async def test_housekeeping_purges_only_what_has_expired(tmp_path: Path) -> None
 
     from sqlalchemy import func, insert
 
-    from trellis.db import idempotency, outbox
+    from trellis.db import idempotency, inbox, outbox
     from trellis.housekeeping import purge_once
 
     url = f"sqlite+aiosqlite:///{tmp_path}/f.db"
@@ -91,8 +91,12 @@ async def test_housekeeping_purges_only_what_has_expired(tmp_path: Path) -> None
         await s.execute(insert(idempotency), [
             {"key": k, "principal": "p", "method": "POST", "path": "/", "request_hash": "h", "created_at": t}
             for k, t in (("old", now - timedelta(hours=25)), ("new", now - timedelta(hours=1)))])
-    assert await purge_once(db, Settings()) == (1, 1)
+        # Inbox rows go once the outbox retention (7 days) plus the margin (7 days) has passed.
+        await s.execute(insert(inbox), [{"consumer": "c", "event_id": e, "processed_at": now - timedelta(days=d)}
+                                        for e, d in (("i-old", 15), ("i-kept", 13))])
+    assert await purge_once(db, Settings()) == (1, 1, 1)
     async with db.reader() as s:
         assert set((await s.scalars(select(outbox.c.event_id))).all()) == {"e2", "e3"}
         assert (await s.execute(select(func.count()).select_from(idempotency))).scalar_one() == 1
+        assert set((await s.scalars(select(inbox.c.event_id))).all()) == {"i-kept"}
     await db.dispose()
