@@ -165,6 +165,14 @@ async def run_backend(cfg: Config, root: Path, backend: str) -> list[Figure]:
                     return await post(c, WARMUP + i)
 
                 rps, lat, statuses = await drive(client, post_measured, total, conc)
+                # The same POSTs with an Idempotency-Key: key, effects and stored response in one transaction.
+                keyed_bodies = [json.dumps(observation(practitioners[i % 20])).encode() for i in range(total)]
+
+                async def post_keyed(c: httpx.AsyncClient, i: int) -> httpx.Response:
+                    return await c.post("/v1/observations", content=keyed_bodies[i],
+                                        headers=headers | {"Idempotency-Key": f"bench-{i}"})
+
+                krps, klat, kstatuses = await drive(client, post_keyed, total, conc)
         finally:
             stop(proc)
     p50, p99 = percentile(lat, 50), percentile(lat, 99)
@@ -174,11 +182,18 @@ async def run_backend(cfg: Config, root: Path, backend: str) -> list[Figure]:
     say(f"  [{backend}] POST /v1/observations: {fmt_rate(rps, 'req/s')}, p50 {fmt_ms(p50)}, p99 {fmt_ms(p99)} "
         f"({ok}/{total} answered 201{'' if ok == total else f'; statuses {dict(statuses)}'}); "
         f"{rps / anchor:.2f}x /healthz")
+    kok = kstatuses.get(201, 0)
+    say(f"  [{backend}] POST /v1/observations with Idempotency-Key: {fmt_rate(krps, 'req/s')}, "
+        f"p50 {fmt_ms(percentile(klat, 50))}, p99 {fmt_ms(percentile(klat, 99))} ({kok}/{total} answered 201); "
+        f"{krps / rps:.2f}x without a key")
     return [
         Figure(BENCH, f"Anchor: GET /healthz, {backend} run ({conc} concurrent)", fmt_rate(anchor, "req/s"),
                f"anchor (p50 {fmt_ms(percentile(alat, 50))}, p99 {fmt_ms(percentile(alat, 99))})"),
         Figure(BENCH, f"POST /v1/observations, {backend} ({conc} concurrent, {ok}/{total} x 201)",
                f"{fmt_rate(rps, 'req/s')}; p50 {fmt_ms(p50)}, p99 {fmt_ms(p99)}", ratio(rps, anchor, "/healthz")),
+        Figure(BENCH, f"POST /v1/observations with Idempotency-Key, {backend} ({kok}/{total} x 201)",
+               f"{fmt_rate(krps, 'req/s')}; p50 {fmt_ms(percentile(klat, 50))}, p99 {fmt_ms(percentile(klat, 99))}",
+               ratio(krps, rps, "the same POST without a key")),
     ]
 
 

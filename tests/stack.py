@@ -147,3 +147,10 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+def problem(r: Any, status: int) -> dict[str, Any]:
+    """The problem+json body of `r`, which must have `status`."""
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    return r.json()  # type: ignore[no-any-return]

@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_settings
-from tests.stack import INSTRUMENT, Stack, eventually, full_scores, observation, running_stack
-from tests.support import NatsServer
-
-
-@pytest.fixture
-async def st(nats_server: NatsServer, make_db_url, tmp_path: Path) -> AsyncIterator[Stack]:
-    settings = make_settings(nats_server.url, tmp_path)
-    urls = {"fidelity": make_db_url("fidelity"), "coaching": make_db_url("coaching")}
-    async with running_stack(settings, urls) as stack:
-        yield stack
+from tests.stack import INSTRUMENT, Stack, eventually, full_scores, observation
 
 
 async def count_observations(st: Stack, agency: str) -> int:

@@ -8,9 +8,7 @@ import asyncio
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import nats
@@ -22,26 +20,15 @@ from services.fidelity.domain import SEEDED_REFERENCES
 from services.fidelity.models import Calibration
 from services.readiness.domain import READINESS_V1
 from services.readiness.models import Response as Answers
-from tests.conftest import make_settings
-from tests.stack import INSTRUMENT, Stack, eventually, observation, running_stack
+from tests.stack import INSTRUMENT, Stack, eventually, observation, problem
 from tests.support import NatsServer
 from trellis.db import Database, outbox
 
 WRITES = {"post", "put", "patch", "delete"}
 
 
-@pytest.fixture
-async def st(nats_server: NatsServer, make_db_url, tmp_path: Path) -> AsyncIterator[Stack]:
-    settings = make_settings(nats_server.url, tmp_path)
-    urls = {name: make_db_url(name) for name in ("readiness", "fidelity", "coaching")}
-    async with running_stack(settings, urls) as stack:
-        yield stack
+SERVICES = ("readiness", "fidelity", "coaching")
 
-
-def problem(r: Any, status: int) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    return r.json()  # type: ignore[no-any-return]
 
 
 async def count(db: Database, what: Any, *where: Any) -> int:

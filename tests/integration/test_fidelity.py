@@ -22,7 +22,7 @@ from services.fidelity.models import ROSTER as FIDELITY_ROSTER
 from services.fidelity.models import Calibration, InstrumentRow, Observation, PolicyRow, TimelineEntry
 from services.fidelity.workflows import sweep_certifications
 from tests.conftest import make_settings
-from tests.stack import INSTRUMENT, Clock, Stack, eventually, full_scores, observation, running_stack
+from tests.stack import INSTRUMENT, Clock, Stack, eventually, full_scores, observation, problem, running_stack
 from tests.support import NatsServer
 from trellis.bus import jetstream
 from trellis.db import Database, outbox
@@ -44,11 +44,6 @@ async def st(nats_server: NatsServer, make_db_url, tmp_path: Path, clock: Clock)
     async with running_stack(settings, urls, clock=clock) as stack:
         yield stack
 
-
-def problem(r: Any, status: int) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    return r.json()  # type: ignore[no-any-return]
 
 
 def db(st: Stack) -> Database:

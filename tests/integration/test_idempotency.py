@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,14 +15,6 @@ from tests.stack import Stack, eventually, observation, running_stack
 from tests.support import NatsServer
 from trellis import idempotency as idem
 from trellis.db import idempotency
-
-
-@pytest.fixture
-async def st(nats_server: NatsServer, make_db_url, tmp_path: Path) -> AsyncIterator[Stack]:
-    settings = make_settings(nats_server.url, tmp_path)
-    urls = {"fidelity": make_db_url("fidelity"), "coaching": make_db_url("coaching")}
-    async with running_stack(settings, urls) as stack:
-        yield stack
 
 
 async def observations_of(st: Stack, agency: str) -> list[str]:

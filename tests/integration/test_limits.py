@@ -17,9 +17,7 @@ from sqlalchemy import select
 
 from gateway.app import create_app as gateway_app
 from services.readiness.models import Staff
-from tests.conftest import make_settings
-from tests.stack import Stack, running_stack
-from tests.support import NatsServer
+from tests.stack import Stack
 from trellis.db import Database
 from trellis.migrate import upgrade
 from trellis.pagination import encode_cursor
@@ -29,12 +27,7 @@ MiB = 1024 * 1024
 CHUNK = 64 * 1024
 
 
-@pytest.fixture
-async def st(nats_server: NatsServer, make_db_url, tmp_path: Path) -> AsyncIterator[Stack]:
-    settings = make_settings(nats_server.url, tmp_path)
-    urls = {name: make_db_url(name) for name in ("readiness", "fidelity", "coaching")}
-    async with running_stack(settings, urls) as stack:
-        yield stack
+SERVICES = ("readiness", "fidelity", "coaching")
 
 
 def problem(r: httpx.Response, status: int) -> dict[str, Any]:

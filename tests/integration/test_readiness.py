@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import nats
@@ -17,8 +15,7 @@ from sqlalchemy import func, select
 from contracts.fidelity import CertificationLapsed, CertificationRevoked, PractitionerCertified
 from services.readiness.domain import READINESS_V1
 from services.readiness.workflows import sweep_stages
-from tests.conftest import make_settings
-from tests.stack import Stack, eventually, observation, running_stack
+from tests.stack import Stack, eventually, observation, problem
 from tests.support import NatsServer
 from trellis.db import outbox
 from trellis.envelope import Envelope, EventPayload
@@ -26,18 +23,8 @@ from trellis.envelope import Envelope, EventPayload
 TODAY = date.today()
 
 
-@pytest.fixture
-async def st(nats_server: NatsServer, make_db_url, tmp_path: Path) -> AsyncIterator[Stack]:
-    settings = make_settings(nats_server.url, tmp_path)
-    urls = {name: make_db_url(name) for name in ("readiness", "fidelity", "coaching")}
-    async with running_stack(settings, urls) as stack:
-        yield stack
+SERVICES = ("readiness", "fidelity", "coaching")
 
-
-def problem(r: Any, status: int) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    return r.json()  # type: ignore[no-any-return]
 
 
 async def outbox_rows(st: Stack) -> int:
