@@ -83,8 +83,8 @@ class IdempotencyMiddleware:
             if dry_run and _status(captured) < 400:
                 # A dry run discards its writes; its answer is kept for the key all the same.
                 async with state.db.unit_of_work() as s:
-                    await _reserve(s, key, principal, scope["path"], digest)
-                    await _store(s, key, principal, captured)
+                    if await _reserve(s, key, principal, scope["path"], digest) is None:
+                        await _store(s, key, principal, captured)
         except _InFlight:
             captured = _problem_messages(scope, 409, "A request with this Idempotency-Key is still being processed.",
                                          "idempotency-key-in-flight", [(b"retry-after", b"1")])
