@@ -74,6 +74,7 @@ READERS = ("observer", "coach", "supervisor", "agency_admin", "platform_admin", 
 STAFF_READERS = tuple(r for r in READERS if r != "practitioner")
 ADMINS = ("agency_admin", "platform_admin")
 MAX_SEQ = 2**31 - 1  # drift_points.seq is INTEGER (int4 on PostgreSQL)
+MAX_ROW_ID = 2**63 - 1  # drift_points.id is BIGINT
 
 
 def db_of(request: Request) -> Database:
@@ -476,23 +477,33 @@ async def list_certifications(
 async def person_certification(
     person_id: UUID, db: DB, principal: Reader, track: Annotated[Track, Query()] = "practitioner",
 ) -> PersonCertificationOut:
-    person = about(person_id, principal)
+    (one,) = await certifications_of(db, principal.agency, [about(person_id, principal)], track)
+    return one
+
+
+async def certifications_of(db: Database, agency: str, people: list[str], track: str) -> list[PersonCertificationOut]:
+    """Each person's certification on `track`, in the order given (one query per table, not per person)."""
     today = db.clock()
-    async with db.reader(agency=principal.agency) as s:
+    async with db.reader(agency=agency) as s:
         certs = list((await s.scalars(select(Certification).where(
-            Certification.person_id == person, Certification.track == track)
+            Certification.person_id.in_(people), Certification.track == track)
             .order_by(Certification.created_at))).all())
-        timeline = list((await s.scalars(select(TimelineEntry).where(
-            TimelineEntry.person_id == person, TimelineEntry.track == track)
+        steps = list((await s.scalars(select(TimelineEntry).where(
+            TimelineEntry.person_id.in_(people), TimelineEntry.track == track)
             .order_by(TimelineEntry.created_at, TimelineEntry.revision))).all())
         policy = await workflows.policy_of(s)
-        live = next((c for c in certs if c.status in domain.LIVE), None)
-        missing = [] if live else await workflows.certification_progress(s, person, track, policy, today)
-    status = live.status if live else (certs[-1].status if certs else "not_certified")
-    return PersonCertificationOut(
-        person_id=person, track=track, status=status, current=certification_out(live) if live else None,
-        missing=missing, timeline=[TimelineOut.model_validate(t, from_attributes=True) for t in timeline],
-    )
+        out = []
+        for person in people:
+            mine = [c for c in certs if c.person_id == person]
+            live = next((c for c in mine if c.status in domain.LIVE), None)
+            missing = [] if live else await workflows.certification_progress(s, person, track, policy, today)
+            out.append(PersonCertificationOut(
+                person_id=person, track=track,
+                status=live.status if live else (mine[-1].status if mine else "not_certified"),
+                current=certification_out(live) if live else None, missing=missing,
+                timeline=[TimelineOut.model_validate(t, from_attributes=True) for t in steps
+                          if t.person_id == person]))
+    return out
 
 
 @router.post("/certifications/{certification_id}/revoke", response_model=CertificationOut,
@@ -672,20 +683,37 @@ async def rater_status(
 @router.get("/people/{person_id}/drift", response_model=list[DriftOut],
             summary="Whether a person's practice is drifting, per instrument family and competency")
 async def person_drift(person_id: UUID, db: DB, principal: Reader) -> list[DriftOut]:
-    person = about(person_id, principal)
-    async with db.reader(agency=principal.agency) as s:
-        rows = list((await s.scalars(select(DriftSeries).where(DriftSeries.person_id == person)
-                                     .order_by(DriftSeries.family, DriftSeries.metric))).all())
-    out: dict[str, DriftOut] = {}
+    return await drift_of(db, principal.agency, [about(person_id, principal)])
+
+
+async def drift_of(db: Database, agency: str, people: list[str]) -> list[DriftOut]:
+    """Drift per person and instrument family, with each competency's series."""
+    async with db.reader(agency=agency) as s:
+        rows = list((await s.scalars(select(DriftSeries).where(DriftSeries.person_id.in_(people))
+                                     .order_by(DriftSeries.person_id, DriftSeries.family, DriftSeries.metric))).all())
+    out: dict[tuple[str, str], DriftOut] = {}
     for r in rows:
         st = domain.SeriesState.from_json(r.state)
-        d = out.setdefault(r.family, DriftOut(person_id=person, family=r.family, drifting=False, metrics=[],
-                                              evidence=[]))
+        d = out.setdefault((r.person_id, r.family), DriftOut(person_id=r.person_id, family=r.family,
+                                                             drifting=False, metrics=[], evidence=[]))
         d.metrics.append(DriftMetricOut(metric=r.metric, flagged=r.flagged, ewma=st.ewma, observations=st.n))
         if r.flagged:
             d.drifting = True
             d.evidence = sorted({*d.evidence, *st.evidence})
     return list(out.values())
+
+
+def number_cursor(after: str | None, maximum: int) -> int | None:
+    """A cursor that is a row number this API issued: ASCII digits up to the column's maximum.
+
+    `str.isdigit` alone also passes '²' (which int() refuses), and a huge number overflows the column.
+    """
+    if after is None:
+        return None
+    if not (after.isascii() and after.isdigit() and len(after) <= 19 and int(after) <= maximum):
+        raise Problem(400, "The 'after' cursor is not one this API issued.", slug="bad-cursor",
+                      errors=[field_error("query.after", "unknown cursor")])
+    return int(after)
 
 
 @router.get("/people/{person_id}/fidelity-series", response_model=SeriesOut,
@@ -696,16 +724,11 @@ async def fidelity_series(
     metric: Annotated[str, Query(max_length=200, description="`total` or a competency")] = domain.TOTAL,
 ) -> dict[str, object]:
     person = about(person_id, principal)
-    # ASCII digits that fit the column: `str.isdigit` also passes '²' (which int() refuses), and a
-    # huge number overflows the database's integer.
-    if page.after is not None and not (page.after.isascii() and page.after.isdigit()
-                                       and int(page.after) <= MAX_SEQ):
-        raise Problem(400, "The 'after' cursor is not one this API issued.", slug="bad-cursor",
-                      errors=[field_error("query.after", "unknown cursor")])
+    after = number_cursor(page.after, MAX_SEQ)
     stmt = select(DriftPoint).where(DriftPoint.person_id == person, DriftPoint.family == family,
                                     DriftPoint.metric == metric)
-    if page.after is not None:
-        stmt = stmt.where(DriftPoint.seq > int(page.after))
+    if after is not None:
+        stmt = stmt.where(DriftPoint.seq > after)
     async with db.reader(agency=principal.agency) as s:
         rows = list((await s.scalars(stmt.order_by(DriftPoint.seq).limit(page.limit + 1))).all())
     body = page_of(rows, page, lambda p: SeriesPointOut.model_validate(p, from_attributes=True), lambda p: str(p.seq))
@@ -725,46 +748,13 @@ async def people_certification(
     person_id: People, db: DB, principal: Reader, track: Annotated[Track, Query()] = "practitioner",
 ) -> list[PersonCertificationOut]:
     people = list(dict.fromkeys(about(p, principal) for p in person_id))
-    today = db.clock()
-    async with db.reader(agency=principal.agency) as s:
-        certs = list((await s.scalars(select(Certification).where(
-            Certification.person_id.in_(people), Certification.track == track)
-            .order_by(Certification.created_at))).all())
-        steps = list((await s.scalars(select(TimelineEntry).where(
-            TimelineEntry.person_id.in_(people), TimelineEntry.track == track)
-            .order_by(TimelineEntry.created_at, TimelineEntry.revision))).all())
-        policy = await workflows.policy_of(s)
-        out = []
-        for person in people:
-            mine = [c for c in certs if c.person_id == person]
-            live = next((c for c in mine if c.status in domain.LIVE), None)
-            missing = [] if live else await workflows.certification_progress(s, person, track, policy, today)
-            out.append(PersonCertificationOut(
-                person_id=person, track=track, status=live.status if live else (
-                    mine[-1].status if mine else "not_certified"),
-                current=certification_out(live) if live else None, missing=missing,
-                timeline=[TimelineOut.model_validate(t, from_attributes=True) for t in steps
-                          if t.person_id == person]))
-    return out
+    return await certifications_of(db, principal.agency, people, track)
 
 
 @router.get("/people/drift", response_model=list[DriftOut],
             summary="Several people's drift, per person and instrument family")
 async def people_drift(person_id: People, db: DB, principal: Reader) -> list[DriftOut]:
-    people = list(dict.fromkeys(about(p, principal) for p in person_id))
-    async with db.reader(agency=principal.agency) as s:
-        rows = list((await s.scalars(select(DriftSeries).where(DriftSeries.person_id.in_(people))
-                                     .order_by(DriftSeries.person_id, DriftSeries.family, DriftSeries.metric))).all())
-    out: dict[tuple[str, str], DriftOut] = {}
-    for r in rows:
-        st = domain.SeriesState.from_json(r.state)
-        d = out.setdefault((r.person_id, r.family), DriftOut(person_id=r.person_id, family=r.family,
-                                                             drifting=False, metrics=[], evidence=[]))
-        d.metrics.append(DriftMetricOut(metric=r.metric, flagged=r.flagged, ewma=st.ewma, observations=st.n))
-        if r.flagged:
-            d.drifting = True
-            d.evidence = sorted({*d.evidence, *st.evidence})
-    return list(out.values())
+    return await drift_of(db, principal.agency, list(dict.fromkeys(about(p, principal) for p in person_id)))
 
 
 @router.get("/people/fidelity-series", response_model=PeopleSeriesPage,
@@ -775,14 +765,11 @@ async def people_fidelity_series(
     metric: Annotated[str, Query(max_length=200, description="`total` or a competency")] = domain.TOTAL,
 ) -> dict[str, object]:
     people = list(dict.fromkeys(about(p, principal) for p in person_id))
-    # The cursor is a row id this endpoint issued: digits that fit a BIGINT, or it is refused.
-    if page.after is not None and not (page.after.isascii() and page.after.isdigit() and len(page.after) <= 18):
-        raise Problem(400, "The 'after' cursor is not one this API issued.", slug="bad-cursor",
-                      errors=[field_error("query.after", "unknown cursor")])
+    after = number_cursor(page.after, MAX_ROW_ID)
     stmt = select(DriftPoint).where(DriftPoint.person_id.in_(people), DriftPoint.family == family,
                                     DriftPoint.metric == metric)
-    if page.after is not None:
-        stmt = stmt.where(DriftPoint.id > int(page.after))
+    if after is not None:
+        stmt = stmt.where(DriftPoint.id > after)
     async with db.reader(agency=principal.agency) as s:
         rows = list((await s.scalars(stmt.order_by(DriftPoint.id).limit(page.limit + 1))).all())
     return page_of(rows, page, lambda p: PeopleSeriesPointOut.model_validate(p, from_attributes=True),
