@@ -19,8 +19,8 @@ from pathlib import Path
 from bench import consume, drift, e2e, http_api, publish
 from bench.common import Config, Figure, say
 from tests.support import PgCluster
+from tools.runner import nats_server_binary
 from trellis import telemetry
-from trellis.runner import nats_server_binary
 
 BENCHES: dict[str, tuple[str, Callable[[Config], Awaitable[list[Figure]]]]] = {
     "publish": ("1. JetStream publish: raw nats-py vs the outbox relay", publish.run),

@@ -38,9 +38,9 @@ from bench.common import (
 )
 from trellis import telemetry
 from trellis.bus import build_broker, ensure_streams, jetstream, relay_publisher
-from trellis.db import Database, outbox, utcnow
+from trellis.db import Database, add_event, outbox, utcnow
 from trellis.migrate import upgrade_async
-from trellis.outbox import OutboxRelay, Publish, add_event
+from trellis.outbox import OutboxRelay, Publish
 
 BENCH = "1 publish"
 STAGE_TXN = 500  # add_event rows per transaction while staging

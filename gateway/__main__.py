@@ -1,5 +1,5 @@
 """`python -m gateway`"""
 
-from trellis.cli import serve
+from trellis.service import serve
 
 serve("gateway", "gateway.app:create_app")

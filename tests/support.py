@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from trellis.runner import nats_config, nats_server_binary
+from tools.runner import nats_config, nats_server_binary
 
 
 def free_port() -> int:

@@ -24,9 +24,8 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trellis import inbox
-from trellis.db import set_agency, stamp_new_rows
+from trellis.db import buffer_events, flush_staged, set_agency, stamp_new_rows
 from trellis.envelope import Envelope, EventPayload
-from trellis.outbox import buffer_events, flush_staged
 from trellis.settings import Settings
 
 if TYPE_CHECKING:

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from opentelemetry import propagate
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -30,6 +31,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
 from sqlalchemy.types import TypeDecorator
+
+from trellis.envelope import Envelope, EventPayload
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -182,24 +185,84 @@ def discard(session: AsyncSession) -> None:
     session.sync_session.info["discard"] = True
 
 
+_STAGE = outbox.insert()  # built once; per-call .values() costs more than the insert itself
+
+
+async def add_event(session: AsyncSession, event: Envelope, *, aggregate: str | None = None) -> None:
+    """Stage `event` in the caller's transaction; the outbox relay publishes it after commit."""
+    headers: dict[str, str] = {}
+    propagate.inject(headers)  # the trace continues in the relay and the consumers
+    row = {
+        "event_id": event.id, "subject": event.nats_subject, "event_type": event.type,
+        "aggregate": aggregate or event.subject, "body": event.to_bytes(), "headers": headers,
+        "created_at": utcnow(),
+    }
+    info = session.sync_session.info
+    buffer = info.get("outbox_buffer")
+    if buffer is not None:
+        buffer.append(row)  # group commit: written in one statement by flush_staged()
+    else:
+        await session.execute(_STAGE, row)
+    info["outbox_dirty"] = True
+
+
+def buffer_events(session: AsyncSession) -> None:
+    """From now on add_event() collects rows; flush_staged() writes them in one statement."""
+    session.sync_session.info["outbox_buffer"] = []
+
+
+async def flush_staged(session: AsyncSession) -> None:
+    rows = session.sync_session.info.pop("outbox_buffer", None)
+    if rows:
+        await session.execute(_STAGE, rows)
+
+
+class UnitOfWork(AsyncSession):
+    """One transaction, with what a use case needs besides its rows: the clock and the outbox.
+
+    `uow.today` is the service's injectable clock, so no rule reads the wall clock directly;
+    `uow.emit()` stages an event with the service's source, committed with the change.
+    """
+
+    @property
+    def today(self) -> date:
+        clock: Callable[[], date] = self.sync_session.info.get("clock", date.today)
+        return clock()
+
+    @property
+    def agency(self) -> str | None:
+        return self.sync_session.info.get("agency")  # type: ignore[no-any-return]
+
+    async def emit(self, payload: EventPayload, *, subject: str, agency: str | None = None,
+                   aggregate: str | None = None, event_id: str | None = None) -> Envelope:
+        tenant = agency or self.agency
+        if tenant is None:
+            raise TenancyError("an event needs an agency: none in scope and none given")
+        env = Envelope.wrap(payload, source=self.sync_session.info.get("source", "trellis"), subject=subject,
+                            agency=tenant, id=event_id)
+        await add_event(self, env, aggregate=aggregate)
+        return env
+
+
 def today(session: AsyncSession) -> date:
-    """The date the session's database clock says it is (handlers have only their session)."""
+    """The date the session's clock says it is (prefer `uow.today`)."""
     clock: Callable[[], date] = session.sync_session.info.get("clock", date.today)
     return clock()
 
 
 # The session of a request that runs in one transaction (see Database.request_transaction).
-_request_session: ContextVar[tuple[Database, AsyncSession] | None] = ContextVar("trellis_request_session", default=None)
+_request_session: ContextVar[tuple[Database, UnitOfWork] | None] = ContextVar("trellis_request_session", default=None)
 
 
 class Database:
     """One engine per service process; `unit_of_work()` is one transaction."""
 
     def __init__(
-        self, url: str, *, echo: bool = False, clock: Callable[[], date] = date.today,
+        self, url: str, *, echo: bool = False, clock: Callable[[], date] = date.today, source: str = "trellis",
         lock_timeout_ms: int = 5000, statement_timeout_ms: int = 30000,
     ) -> None:
         self.url = url
+        self.source = source  # the CloudEvents `source` of what this service emits
         # Today's date for the service's rules: injectable, so tests move time instead of waiting.
         self.clock = clock
         parsed = make_url(url)
@@ -217,7 +280,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sessionmaker = async_sessionmaker(self.engine, class_=UnitOfWork, expire_on_commit=False)
         # SQLite allows one writer; serialising writers here avoids "database is locked".
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         # Set after a commit that staged outbox rows: the relay wakes at once.
@@ -226,7 +289,7 @@ class Database:
     @asynccontextmanager
     async def unit_of_work(
         self, agency: str | None = None, *, all_agencies: bool = False
-    ) -> AsyncIterator[AsyncSession]:
+    ) -> AsyncIterator[UnitOfWork]:
         if self._write_lock is not None and self._joined_session() is None:
             async with self._write_lock, self._session(agency, all_agencies) as s:
                 yield s
@@ -235,7 +298,7 @@ class Database:
                 yield s
 
     @asynccontextmanager
-    async def request_transaction(self) -> AsyncIterator[AsyncSession]:
+    async def request_transaction(self) -> AsyncIterator[UnitOfWork]:
         """One transaction for a whole request: every unit of work and reader inside it joins it.
 
         Whoever opens it decides, after the route has answered, whether it commits (exit normally)
@@ -244,7 +307,7 @@ class Database:
         """
         async with self._write_lock or contextlib.nullcontext(), self.sessionmaker() as session:
             set_agency(session, None)
-            session.sync_session.info["clock"] = self.clock
+            self._bind(session)
             token = _request_session.set((self, session))
             try:
                 async with session.begin():
@@ -254,14 +317,17 @@ class Database:
             if session.info.pop("outbox_dirty", False):
                 self.outbox_signal.set()
 
-    def _joined_session(self) -> AsyncSession | None:
+    def _bind(self, session: AsyncSession) -> None:
+        session.sync_session.info.update(clock=self.clock, source=self.source)
+
+    def _joined_session(self) -> UnitOfWork | None:
         current = _request_session.get()
         return current[1] if current is not None and current[0] is self else None
 
     @asynccontextmanager
     async def _joined(
-        self, session: AsyncSession, agency: str | None, all_agencies: bool
-    ) -> AsyncIterator[AsyncSession]:
+        self, session: UnitOfWork, agency: str | None, all_agencies: bool
+    ) -> AsyncIterator[UnitOfWork]:
         info = session.sync_session.info
         before = info.get("agency"), info.get("all_agencies", False)
         set_agency(session, agency, all_agencies=all_agencies)
@@ -272,7 +338,7 @@ class Database:
             set_agency(session, before[0], all_agencies=before[1])
 
     @asynccontextmanager
-    async def _session(self, agency: str | None, all_agencies: bool) -> AsyncIterator[AsyncSession]:
+    async def _session(self, agency: str | None, all_agencies: bool) -> AsyncIterator[UnitOfWork]:
         joined = self._joined_session()
         if joined is not None:
             async with self._joined(joined, agency, all_agencies) as s:
@@ -280,7 +346,7 @@ class Database:
             return
         async with self.sessionmaker() as session:
             set_agency(session, agency, all_agencies=all_agencies)
-            session.sync_session.info["clock"] = self.clock
+            self._bind(session)
             async with session.begin() as tx:
                 yield session
                 if session.info.pop("discard", False):
@@ -290,7 +356,7 @@ class Database:
                 self.outbox_signal.set()
 
     @asynccontextmanager
-    async def reader(self, agency: str | None = None, *, all_agencies: bool = False) -> AsyncIterator[AsyncSession]:
+    async def reader(self, agency: str | None = None, *, all_agencies: bool = False) -> AsyncIterator[UnitOfWork]:
         async with self._session(agency, all_agencies) as s:
             yield s
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -17,10 +15,10 @@ from trellis.db import kernel_metadata
 
 
 def alembic_config(service: str, url: str) -> Config:
-    pkg = importlib.import_module(f"services.{service}")
-    assert pkg.__file__ is not None
+    from trellis.service import service_spec  # the service factory imports half the kernel
+
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(pkg.__file__).parent / "migrations"))
+    cfg.set_main_option("script_location", str(service_spec(service).migrations))
     cfg.set_main_option("sqlalchemy.url", url)
     cfg.attributes["configure_logger"] = False
     return cfg

@@ -17,45 +17,13 @@ from typing import Any, Protocol
 from nats import errors as nats_errors
 from nats.js import errors as js_errors
 from opentelemetry import propagate, trace
-from sqlalchemy import func, insert, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, select, text, update
 
 from trellis.db import Database, outbox, utcnow
-from trellis.envelope import Envelope
 
 log = logging.getLogger("trellis.outbox")
 
 Publish = Callable[[str, bytes, dict[str, str]], Awaitable[Any]]
-_STAGE = insert(outbox)  # built once; per-call .values() costs more than the insert itself
-
-
-async def add_event(session: AsyncSession, event: Envelope, *, aggregate: str | None = None) -> None:
-    """Stage `event` in the caller's transaction; it is published after commit."""
-    headers: dict[str, str] = {}
-    propagate.inject(headers)  # the trace continues in the relay and the consumers
-    row = {
-        "event_id": event.id, "subject": event.nats_subject, "event_type": event.type,
-        "aggregate": aggregate or event.subject, "body": event.to_bytes(), "headers": headers,
-        "created_at": utcnow(),
-    }
-    info = session.sync_session.info
-    buffer = info.get("outbox_buffer")
-    if buffer is not None:
-        buffer.append(row)  # group commit: written in one statement by flush_staged()
-    else:
-        await session.execute(_STAGE, row)
-    info["outbox_dirty"] = True
-
-
-def buffer_events(session: AsyncSession) -> None:
-    """From now on add_event() collects rows; flush_staged() writes them in one statement."""
-    session.sync_session.info["outbox_buffer"] = []
-
-
-async def flush_staged(session: AsyncSession) -> None:
-    rows = session.sync_session.info.pop("outbox_buffer", None)
-    if rows:
-        await session.execute(_STAGE, rows)
 
 
 @dataclass

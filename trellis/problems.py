@@ -107,3 +107,9 @@ def install(app: FastAPI) -> None:
         return problem_response(
             request, Problem(500, "An unexpected error occurred; it has been logged.", slug="internal-error")
         )
+
+
+def invalid(errors: list[dict[str, Any]], what: str = "The request") -> Problem:
+    """422 with every field error at once; raised before anything is written."""
+    return Problem(422, f"{what} has {len(errors)} problem(s); nothing was changed.", slug="validation-error",
+                   errors=errors)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import date
+from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -34,9 +38,53 @@ from trellis.idempotency import IdempotencyMiddleware
 from trellis.limits import BodyLimitMiddleware
 from trellis.metrics import Metrics
 from trellis.outbox import OutboxRelay, outbox_stats
-from trellis.settings import Settings, get_settings, service_settings
+from trellis.settings import DevSecretExposed, Settings, get_settings, refuse_dev_secret_exposed, service_settings
 
 log = logging.getLogger("trellis.service")
+ENTRY_POINTS = "trellis.services"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What a service package declares under `[project.entry-points."trellis.services"]`."""
+
+    name: str
+    create_app: Callable[..., FastAPI]
+    migrations: Path
+    chores: dict[str, housekeeping.Chore] = field(default_factory=dict)
+
+
+def installed_services() -> dict[str, ServiceSpec]:
+    """Every service installed with this distribution, found through entry points (not import strings)."""
+    found = {}
+    for ep in entry_points(group=ENTRY_POINTS):
+        spec = ep.load()
+        if not isinstance(spec, ServiceSpec) or spec.name != ep.name:
+            raise TypeError(f"entry point {ep.name} = {ep.value} is not the ServiceSpec of '{ep.name}'")
+        found[ep.name] = spec
+    return found
+
+
+def service_spec(name: str) -> ServiceSpec:
+    services = installed_services()
+    if name not in services:
+        raise LookupError(f"unknown service '{name}' (installed: {', '.join(sorted(services)) or 'none'})")
+    return services[name]
+
+
+def serve(service: str, factory: str) -> None:
+    """Entry point of `python -m services.<name>` and `python -m gateway`."""
+    import uvicorn
+
+    svc = service_settings(service)
+    try:
+        refuse_dev_secret_exposed(get_settings(), svc.host)
+    except DevSecretExposed as e:
+        print(f"{service}: error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    uvicorn.run(factory, factory=True, host=svc.host, port=svc.port, log_config=None,
+                proxy_headers=True, access_log=False)
+    sys.exit(0)
 
 
 def create_service(
@@ -63,7 +111,8 @@ def create_service(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(url, clock=clock or date.today, lock_timeout_ms=settings.db_lock_timeout_ms,
+        db = Database(url, clock=clock or date.today, source=f"trellis/{name}",
+                      lock_timeout_ms=settings.db_lock_timeout_ms,
                       statement_timeout_ms=settings.db_statement_timeout_ms)
         metrics = Metrics(name)
         # A reconnect wakes the relay at once instead of at the end of its backoff.

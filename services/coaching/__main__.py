@@ -1,5 +1,5 @@
 """`python -m services.coaching`"""
 
-from trellis.cli import serve
+from trellis.service import serve
 
 serve("coaching", "services.coaching.app:create_app")

@@ -16,9 +16,8 @@ from services.coaching.domain import TaskStatus
 from services.coaching.models import ROSTER, Task
 from services.coaching.schemas import FollowUpIn, TaskOut, TaskPage
 from trellis.auth import Principal, require_roles
-from trellis.db import Database, utcnow
+from trellis.db import Database, add_event, utcnow
 from trellis.envelope import Envelope
-from trellis.outbox import add_event
 from trellis.pagination import PageParams, page_of, paged
 from trellis.problems import Problem, field_error
 

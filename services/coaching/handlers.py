@@ -10,9 +10,8 @@ from contracts.fidelity import ObservationRecorded
 from services.coaching import domain
 from services.coaching.models import ROSTER, Task
 from trellis.bus import Handlers
-from trellis.db import utcnow
+from trellis.db import add_event, utcnow
 from trellis.envelope import Envelope
-from trellis.outbox import add_event
 
 handlers = Handlers()
 ROSTER.register(handlers)

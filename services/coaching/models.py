@@ -7,8 +7,8 @@ from datetime import date, datetime
 from sqlalchemy import Date, Index, MetaData, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from readmodels.roster import Roster, roster_table
 from trellis.db import NAMING, TenantScoped, UTCDateTime
-from trellis.roster import Roster, roster_table
 
 
 class Base(DeclarativeBase):

@@ -1,5 +1,5 @@
 """`python -m services.fidelity`"""
 
-from trellis.cli import serve
+from trellis.service import serve
 
 serve("fidelity", "services.fidelity.app:create_app")

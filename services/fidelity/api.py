@@ -62,9 +62,8 @@ from services.fidelity.schemas import (
     Track,
 )
 from trellis.auth import CurrentPrincipal, Principal, require_roles
-from trellis.db import Database, utcnow
+from trellis.db import Database, add_event, utcnow
 from trellis.envelope import Envelope
-from trellis.outbox import add_event
 from trellis.pagination import PageParams, page_of, paged
 from trellis.problems import Problem, field_error
 

@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Date, Float, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from readmodels.roster import Roster, roster_table
 from services.fidelity import domain
 from trellis.db import NAMING, BigId, TenantScoped, UTCDateTime
-from trellis.roster import Roster, roster_table
 
 
 class Base(DeclarativeBase):

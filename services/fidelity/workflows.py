@@ -38,9 +38,8 @@ from services.fidelity.models import (
     PolicyRow,
     TimelineEntry,
 )
-from trellis.db import Database, utcnow
+from trellis.db import Database, add_event, utcnow
 from trellis.envelope import Envelope, EventPayload
-from trellis.outbox import add_event
 
 SOURCE = "trellis/fidelity"
 log = logging.getLogger("trellis.fidelity")

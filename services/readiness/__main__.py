@@ -1,5 +1,5 @@
 """`python -m services.readiness`"""
 
-from trellis.cli import serve
+from trellis.service import serve
 
 serve("readiness", "services.readiness.app:create_app")

@@ -14,9 +14,8 @@ from uuid6 import uuid7
 from contracts.readiness import ImplementationStageChanged
 from services.readiness import domain
 from services.readiness.models import Agency, Certification, Plan, Staff, StageEntry
-from trellis.db import Database, utcnow
+from trellis.db import Database, add_event, utcnow
 from trellis.envelope import Envelope, EventPayload
-from trellis.outbox import add_event
 
 SOURCE = "trellis/readiness"
 

@@ -25,9 +25,9 @@ from tests.e2e.test_stack import (
     _stop,
     _wait_until_running,
 )
+from tools.demo import COACH, DEMO_AGENCY, PRACTITIONERS, personas, save_personas
+from tools.runner import demo_token_lines
 from trellis.auth import TokenVerifier
-from trellis.demo import COACH, DEMO_AGENCY, PRACTITIONERS, personas, save_personas
-from trellis.runner import demo_token_lines
 from trellis.settings import Settings
 
 EIGHT_HOURS = 8 * 3600

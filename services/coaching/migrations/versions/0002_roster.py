@@ -7,8 +7,8 @@ Revises: 0001
 import sqlalchemy as sa
 from alembic import op
 
+from readmodels.roster import roster_table
 from trellis.db import NAMING
-from trellis.roster import roster_table
 
 revision = "0002"
 down_revision = "0001"

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from trellis.migrate import upgrade
+from trellis.service import installed_services
 from trellis.settings import Settings, get_settings, service_settings
 
 
@@ -94,7 +95,7 @@ def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
 def demo_token_lines(settings: Settings) -> list[str]:
     """Fresh tokens for the seeded demo personas, on every start: tokens last 8 h and a restart does not
     seed again. Nothing when this var/ holds no demo data."""
-    from trellis.demo import load_personas, persona_tokens, token_lines
+    from tools.demo import load_personas, persona_tokens, token_lines
 
     people = load_personas(settings.var_dir)
     if not people or settings.oidc_enabled:  # under OIDC the services refuse dev tokens
@@ -125,8 +126,10 @@ def run_stack(*, seed: bool = True, settings: Settings | None = None) -> int:
             assert url is not None
             upgrade(name, url)
         started = []
+        specs = installed_services()
         for name in [*settings.services, "gateway"]:
-            module = "gateway" if name == "gateway" else f"services.{name}"
+            # `python -m <the package that declares the service>`
+            module = "gateway" if name == "gateway" else specs[name].create_app.__module__.rpartition(".")[0]
             log = open(var / f"{name}.log", "ab")  # noqa: SIM115
             # A session of its own: Ctrl-C reaches only the runner, which stops children in order.
             procs.append(subprocess.Popen([sys.executable, "-m", module], env=env, stdout=log, stderr=log,
@@ -136,7 +139,7 @@ def run_stack(*, seed: bool = True, settings: Settings | None = None) -> int:
             wait_healthy(url, proc, stopping=lambda: stopping)
         marker = var / ".seeded"
         if seed and not marker.exists():
-            from trellis.demo import seed as run_seed
+            from tools.demo import seed as run_seed
 
             run_seed(settings, show_tokens=False)  # printed below, as on every start
             marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, Any
 
 import typer
 
-from trellis.settings import DevSecretExposed, get_settings, refuse_dev_secret_exposed, service_settings
+from trellis.settings import get_settings, service_settings
 
 app = typer.Typer(help="Trellis: implementation infrastructure for evidence-based practice.", no_args_is_help=True)
 
@@ -17,7 +16,7 @@ def run(
     seed: Annotated[bool, typer.Option(help="Seed demo data on the first start")] = True,
 ) -> None:
     """Start nats-server, migrate, start every configured service and the gateway; Ctrl-C stops all."""
-    from trellis.runner import run_stack
+    from tools.runner import run_stack
 
     raise typer.Exit(run_stack(seed=seed))
 
@@ -65,10 +64,10 @@ def sweep(
     the running services publish them.
     """
     import asyncio
-    import importlib
     from datetime import date
 
     from trellis.db import Database
+    from trellis.service import service_spec
 
     try:
         day = date.fromisoformat(today) if today else None
@@ -78,8 +77,8 @@ def sweep(
     settings = get_settings()
 
     async def run_chores(name: str, url: str) -> None:
-        chores = getattr(importlib.import_module(f"services.{name}.app"), "CHORES", {})
-        db = Database(url, clock=(lambda: day) if day else date.today)
+        chores = service_spec(name).chores
+        db = Database(url, clock=(lambda: day) if day else date.today, source=f"trellis/{name}")
         try:
             for chore, fn in chores.items():
                 typer.echo(f"{name}: {chore}: {await fn(db)}")
@@ -180,7 +179,7 @@ def dlq_list(
     """Show dead letters, oldest first, with the consumer, the event's subject and the error."""
     import asyncio
 
-    from trellis.deadletters import dead_letters
+    from tools.deadletters import dead_letters
 
     letters = asyncio.run(_with_jetstream(lambda js: dead_letters(js, consumer=consumer, limit=limit)))
     for d in letters:
@@ -198,7 +197,7 @@ def dlq_replay(
     """Publish dead letters again on their original subjects, then remove them from the DLQ."""
     import asyncio
 
-    from trellis.deadletters import dead_letters, replay
+    from tools.deadletters import dead_letters, replay
 
     if bool(ids) == all_:
         typer.echo("error: name sequence numbers or --all (not both)", err=True)
@@ -221,24 +220,9 @@ def dlq_replay(
 @app.command("seed")
 def seed_cmd() -> None:
     """Create demo data through the public APIs and print demo tokens."""
-    from trellis.demo import seed
+    from tools.demo import seed
 
     seed(get_settings())
-
-
-def serve(service: str, factory: str) -> None:
-    """Entry point of `python -m services.<name>` and `python -m gateway`."""
-    import uvicorn
-
-    svc = service_settings(service)
-    try:
-        refuse_dev_secret_exposed(get_settings(), svc.host)
-    except DevSecretExposed as e:
-        print(f"{service}: error: {e}", file=sys.stderr, flush=True)
-        sys.exit(2)
-    uvicorn.run(factory, factory=True, host=svc.host, port=svc.port, log_config=None,
-                proxy_headers=True, access_log=False)
-    sys.exit(0)
 
 
 if __name__ == "__main__":
