@@ -18,8 +18,8 @@ from pathlib import Path
 
 from bench import consume, drift, e2e, http_api, publish
 from bench.common import Config, Figure, say
+from devtools.runner import nats_server_binary
 from tests.support import PgCluster
-from tools.runner import nats_server_binary
 from trellis import telemetry
 
 BENCHES: dict[str, tuple[str, Callable[[Config], Awaitable[list[Figure]]]]] = {

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tools.runner import nats_config, nats_server_binary
+from devtools.runner import nats_config, nats_server_binary
 
 
 def free_port() -> int:

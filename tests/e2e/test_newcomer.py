@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devtools.demo import COACH, DEMO_AGENCY, PRACTITIONERS, personas, save_personas
+from devtools.runner import demo_token_lines
 from tests.e2e.test_stack import (
     JWT,
     REPO,
@@ -25,8 +27,6 @@ from tests.e2e.test_stack import (
     _stop,
     _wait_until_running,
 )
-from tools.demo import COACH, DEMO_AGENCY, PRACTITIONERS, personas, save_personas
-from tools.runner import demo_token_lines
 from trellis.auth import TokenVerifier
 from trellis.settings import Settings
 

@@ -28,9 +28,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
+from devtools.demo import DEMO_AGENCY, OBSERVERS, PRACTITIONERS
 from tests.stack import observation
 from tests.support import free_port
-from tools.demo import DEMO_AGENCY, OBSERVERS, PRACTITIONERS
 from trellis.auth import mint_dev_token
 from trellis.settings import DEV_SECRET, Settings
 
@@ -87,7 +87,7 @@ subscription ($agency: ID!) {
 
 def _runner_command() -> list[str]:
     script = Path(sys.executable).parent / "trellis"  # what `make run` runs: $(BIN)/trellis run
-    return [str(script), "run"] if script.exists() else [sys.executable, "-m", "tools.cli", "run"]
+    return [str(script), "run"] if script.exists() else [sys.executable, "-m", "ops.cli", "run"]
 
 
 def _distinct_free_ports(n: int) -> list[int]:
@@ -446,7 +446,7 @@ async def test_seed_ran_and_the_coach_sees_it_through_graphql(stack: Stack) -> N
     people = await eventually(all_debriefed, what="a debrief task for every seeded observation")
     assert [p["id"] for p in people] == ids
     for p in people:
-        assert len(p["observations"]) == 6, p  # tools.demo: one a month for MONTHS = 6
+        assert len(p["observations"]) == 6, p  # devtools.demo: one a month for MONTHS = 6
         by_obs = {t["observationId"]: t for t in p["coachingTasks"]}
         assert set(by_obs) == {o["id"] for o in p["observations"]}, p
         for o in p["observations"]:

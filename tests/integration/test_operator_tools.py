@@ -9,11 +9,11 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from ops.cli import app
+from ops.deadletters import dead_letters
 from tests.conftest import make_settings
 from tests.integration.test_delivery import CONSUMER, break_handler_for, consumed, recorded, task_count
 from tests.stack import eventually, running_stack
-from tools.cli import app
-from tools.deadletters import dead_letters
 from trellis.bus import jetstream
 from trellis.settings import get_settings
 

@@ -51,7 +51,7 @@ def test_a_service_waiting_for_nats_stops_on_sigterm(tmp_path: Path):
         "TRELLIS_NATS_URL": f"nats://127.0.0.1:{free_port()}", "TRELLIS_VAR_DIR": str(tmp_path),
         "TRELLIS_FIDELITY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/f.db",
         "TRELLIS_FIDELITY_PORT": str(port), "TRELLIS_NATS_CONNECT_GRACE_S": "0.5"}
-    subprocess.run([sys.executable, "-m", "tools.cli", "migrate", "fidelity"], env=env, check=True,
+    subprocess.run([sys.executable, "-m", "ops.cli", "migrate", "fidelity"], env=env, check=True,
                    capture_output=True)
     log = (tmp_path / "fidelity.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "services.fidelity"], env=env, stdout=log, stderr=log)

@@ -7,7 +7,7 @@ import uuid
 import jwt
 from typer.testing import CliRunner
 
-from tools.cli import app
+from ops.cli import app
 from trellis.settings import Settings
 
 runner = CliRunner()

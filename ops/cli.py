@@ -1,7 +1,8 @@
-"""`trellis`: the dev runner, dev tokens, migrations and demo data."""
+"""`trellis`: migrations, sweeps, the outbox and the DLQ; `run`, `seed` and `token` come from devtools."""
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
 from typing import Annotated, Any
 
 import typer
@@ -9,33 +10,6 @@ import typer
 from trellis.settings import get_settings, service_settings
 
 app = typer.Typer(help="Trellis: implementation infrastructure for evidence-based practice.", no_args_is_help=True)
-
-
-@app.command()
-def run(
-    seed: Annotated[bool, typer.Option(help="Seed demo data on the first start")] = True,
-) -> None:
-    """Start nats-server, migrate, start every configured service and the gateway; Ctrl-C stops all."""
-    from tools.runner import run_stack
-
-    raise typer.Exit(run_stack(seed=seed))
-
-
-@app.command()
-def token(
-    sub: Annotated[str, typer.Option(help="Person id (UUID)")],
-    agency: Annotated[str, typer.Option(help="Agency id (UUID)")],
-    role: Annotated[list[str], typer.Option(help="Role; repeat for several")],
-    ttl: Annotated[int, typer.Option(help="Lifetime in seconds")] = 8 * 3600,
-) -> None:
-    """Print a dev JWT signed with the local secret."""
-    from trellis.auth import mint_dev_token
-
-    try:
-        typer.echo(mint_dev_token(get_settings(), sub=sub, agency=agency, roles=role, ttl_s=ttl))
-    except ValueError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from e
 
 
 @app.command()
@@ -179,7 +153,7 @@ def dlq_list(
     """Show dead letters, oldest first, with the consumer, the event's subject and the error."""
     import asyncio
 
-    from tools.deadletters import dead_letters
+    from ops.deadletters import dead_letters
 
     letters = asyncio.run(_with_jetstream(lambda js: dead_letters(js, consumer=consumer, limit=limit)))
     for d in letters:
@@ -197,7 +171,7 @@ def dlq_replay(
     """Publish dead letters again on their original subjects, then remove them from the DLQ."""
     import asyncio
 
-    from tools.deadletters import dead_letters, replay
+    from ops.deadletters import dead_letters, replay
 
     if bool(ids) == all_:
         typer.echo("error: name sequence numbers or --all (not both)", err=True)
@@ -217,12 +191,14 @@ def dlq_replay(
         raise typer.Exit(1)
 
 
-@app.command("seed")
-def seed_cmd() -> None:
-    """Create demo data through the public APIs and print demo tokens."""
-    from tools.demo import seed
+def _plugin_commands() -> None:
+    """Commands other packages add (the dev runner, the demo seed) through entry points, so this
+    package imports none of them and production images may leave them out."""
+    for ep in entry_points(group="trellis.commands"):
+        app.command(ep.name)(ep.load())
 
-    seed(get_settings())
+
+_plugin_commands()
 
 
 if __name__ == "__main__":

@@ -95,7 +95,7 @@ def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
 def demo_token_lines(settings: Settings) -> list[str]:
     """Fresh tokens for the seeded demo personas, on every start: tokens last 8 h and a restart does not
     seed again. Nothing when this var/ holds no demo data."""
-    from tools.demo import load_personas, persona_tokens, token_lines
+    from devtools.demo import load_personas, persona_tokens, token_lines
 
     people = load_personas(settings.var_dir)
     if not people or settings.oidc_enabled:  # under OIDC the services refuse dev tokens
@@ -139,7 +139,7 @@ def run_stack(*, seed: bool = True, settings: Settings | None = None) -> int:
             wait_healthy(url, proc, stopping=lambda: stopping)
         marker = var / ".seeded"
         if seed and not marker.exists():
-            from tools.demo import seed as run_seed
+            from devtools.demo import seed as run_seed
 
             run_seed(settings, show_tokens=False)  # printed below, as on every start
             marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))

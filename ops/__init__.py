@@ -1,0 +1,1 @@
+"""Operations tooling production runs (not the runtime kernel): the `trellis` command."""

@@ -1,1 +1,0 @@
-"""The `trellis` command: operations (migrate, sweep, outbox, dlq) and development (run, seed, token)."""
