@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test unit lint docs bench clean
+.PHONY: install run test unit lint docs upstream bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,8 +30,11 @@ unit: $(STAMP)
 docs: $(STAMP) ## JSON Schemas and the AsyncAPI document for the event catalog, under docs/
 	$(BIN)/python -m contracts.docs docs
 
-bench: $(STAMP) ## benchmarks: ratios against anchors measured in the same run
-	$(BIN)/python -m bench
+upstream: $(STAMP) ## the gateway's typed upstream models, from each service's OpenAPI document, under gateway/upstream/
+	$(BIN)/python -m devtools.upstream gateway/upstream
+
+bench: $(STAMP) ## benchmarks: ratios against anchors measured in the same run; options through ARGS="--only http"
+	$(BIN)/python -m bench $(ARGS)
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache .hypothesis

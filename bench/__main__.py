@@ -1,4 +1,9 @@
-"""`python -m bench`: run every benchmark, then print a Markdown summary for the README."""
+"""`python -m bench`: run the benchmarks, print a Markdown summary, record it in bench/results.json
+and regenerate the README's benchmark table from that file.
+
+`python -m bench --readme` runs nothing and only regenerates the table. Through make:
+`make bench ARGS="--only http"` (reruns one benchmark; the others keep their recorded rows).
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,12 @@ import tempfile
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
-from bench import consume, drift, e2e, http_api, publish
+from bench import consume, drift, e2e, http_api, publish, report
 from bench.common import Config, Figure, say
 from devtools.runner import nats_server_binary
 from tests.support import PgCluster
@@ -43,6 +49,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="also run on a throwaway PostgreSQL cluster (auto: when initdb is installed)")
     p.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
                    help="event loop for the in-process benchmarks (uvicorn picks uvloop; default uvloop)")
+    p.add_argument("--no-record", action="store_true",
+                   help=f"neither record this run in {report.RESULTS.relative_to(report.ROOT)} nor touch the README")
+    p.add_argument("--readme", action="store_true",
+                   help="run nothing: rewrite the README's benchmark table from the recorded results")
     return p.parse_args(argv)
 
 
@@ -77,22 +87,32 @@ def load() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-async def run_all(cfg: Config, selected: list[str]) -> list[Figure]:
-    figures: list[Figure] = []
+@dataclass
+class Outcome:
+    figures: list[Figure]
+    load: str  # load average at its start and end
+    runtime_s: float
+    failed: bool
+
+
+async def run_all(cfg: Config, selected: list[str]) -> dict[str, Outcome]:
+    outcomes: dict[str, Outcome] = {}
     for key in selected:
         title, bench = BENCHES[key]
         say(f"\n## {title}")
-        t0 = time.perf_counter()
+        t0, before = time.perf_counter(), load()
+        failed = False
         try:
-            figures += await bench(cfg)
+            figures = await bench(cfg)
         except Exception as e:  # one broken benchmark must not hide the others' figures
             traceback.print_exc()
-            figures.append(Figure(title.split(".")[0], title, "FAILED", f"{type(e).__name__}: {e}"[:200]))
-        say(f"  ({time.perf_counter() - t0:.1f} s, load average {load()})")
-    return figures
+            figures, failed = [Figure(title.split(".")[0], title, "FAILED", f"{type(e).__name__}: {e}"[:200])], True
+        outcomes[key] = Outcome(figures, f"{before} → {load()}", time.perf_counter() - t0, failed)
+        say(f"  ({outcomes[key].runtime_s:.1f} s, load average {load()})")
+    return outcomes
 
 
-def run_loop(loop: str, main: Awaitable[list[Figure]]) -> list[Figure]:
+def run_loop(loop: str, main: Awaitable[dict[str, Outcome]]) -> dict[str, Outcome]:
     factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     if loop == "uvloop":
         import uvloop
@@ -122,8 +142,29 @@ def markdown(figures: list[Figure], env: list[str], runtime_s: float, loads: tup
     return "\n".join(out)
 
 
+def rewrite_readme() -> int:
+    changed = report.write_readme(report.load(), list(BENCHES))
+    say(f"{report.README.name}: benchmark table {'rewritten' if changed else 'already up to date'} "
+        f"from {report.RESULTS.relative_to(report.ROOT)}")
+    return 0
+
+
+def record(outcomes: dict[str, Outcome], env: list[str]) -> None:
+    """Keep this run's figures per benchmark; a failed benchmark keeps its previous ones."""
+    results = report.load()
+    measured = f"{datetime.now(UTC):%Y-%m-%d}"
+    for key, o in outcomes.items():
+        if not o.failed:
+            results = report.record(results, key, title=BENCHES[key][0], measured=measured, environment=env,
+                                    load=o.load, runtime_s=o.runtime_s, figures=o.figures)
+    report.save(results)
+    say(f"Recorded in {report.RESULTS.relative_to(report.ROOT)}.")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.readme:
+        return rewrite_readme()
     telemetry.setup_logging("WARNING")
     started, load_start = time.perf_counter(), load()
     selected = args.only or list(BENCHES)
@@ -135,13 +176,17 @@ def main(argv: list[str] | None = None) -> int:
                          e2e_samples=args.samples, rounds=args.rounds, pg=pg)
             env = environment(cfg, args)
             say("# Trellis benchmarks\n" + "\n".join(env) + f"\nload average at start {load_start}")
-            figures = run_loop(args.loop, run_all(cfg, selected))
+            outcomes = run_loop(args.loop, run_all(cfg, selected))
         finally:
             if pg is not None:
                 pg.stop()
     runtime = time.perf_counter() - started
+    figures = [f for o in outcomes.values() for f in o.figures]
     say("\n" + markdown(figures, env, runtime, (load_start, load())))
     say(f"\nTotal runtime {runtime:.1f} s.")
+    if not args.no_record:
+        record(outcomes, env)
+        rewrite_readme()
     return 0
 
 

@@ -32,7 +32,8 @@ from uuid6 import uuid7
 
 from bench.common import Config, Figure, backends, bench_settings, db_url, fmt_ms, nats_server, percentile, say
 from contracts.learning import CourseCompleted
-from services.fidelity import domain, workflows
+from services.fidelity import domain
+from services.fidelity import usecases as workflows
 from services.fidelity.app import create_app as fidelity_app
 from services.fidelity.models import ROSTER, Certification, CourseCompletion, DriftSeries, Observation
 from tests.stack import INSTRUMENT, eventually, publish_joined

@@ -1,25 +1,31 @@
 """The fidelity service in the graph: instruments and their versions, observations and amendments,
 certification, drift, rater calibration, the certification policy and the agency summary.
 
-Nested fields are resolvers, so a field that is not asked for costs no upstream call. This module
-imports neither gateway.schema nor gateway.readiness; they import its types."""
+Types are derived from the generated models of the service's REST bodies (gateway.upstream.fidelity):
+a field the service renames fails at import, not in a resolver. Hand-written only where GraphQL differs
+from REST: scores are a list of {item, score} here and an object there, and inputs, which the service
+validates. Nested fields are resolvers, so a field that is not asked for costs no upstream call. This
+module imports neither gateway.schema nor gateway.readiness; they import its types."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime
+from collections.abc import Mapping
+from dataclasses import asdict
+from datetime import date
 from functools import partial
 from typing import Annotated, Any
 from urllib.parse import quote
 from uuid import UUID
 
 import strawberry
-from graphql import GraphQLError
+from strawberry.experimental.pydantic import input as input_from_model
 from strawberry.scalars import JSON
 
-from gateway.clients import MAX_PAGE
+from gateway.clients import MAX_PAGE, FromRest, Inputs, from_model, input_error, rest_body
 from gateway.context import Ctx
 from gateway.loaders import grouped
+from gateway.upstream import fidelity as rest
 
 IdempotencyKey = Annotated[str | None, strawberry.argument(
     description="Makes a retried mutation safe (the service honours it on POST)")]
@@ -29,20 +35,7 @@ def seg(value: Any) -> str:
     return quote(str(value), safe="")  # an id cannot reach another route
 
 
-def opt_date(v: str | None) -> date | None:
-    return date.fromisoformat(v) if v else None
-
-
-def opt_datetime(v: str | None) -> datetime | None:
-    return datetime.fromisoformat(v) if v else None
-
-
-def present(**fields: Any) -> dict[str, Any]:
-    """A REST body of the fields given: UNSET ones are left out so the service keeps (or defaults) them."""
-    return {k: v for k, v in fields.items() if v is not strawberry.UNSET}
-
-
-# ---- scores --------------------------------------------------------------------------------------
+# ---- scores: {item: score} over REST, a list of {item, score} in the graph (REST takes both) -----------
 
 
 @strawberry.type
@@ -51,79 +44,71 @@ class CompetencyScore:
     score: float
 
 
-@strawberry.type
-class ItemScore:
-    item: str
-    score: int
+@from_model(model=rest.ItemScoreIn, all_fields=True)
+class ItemScore(FromRest):
+    pass
 
 
-def item_scores(scores: dict[str, int]) -> list[ItemScore]:
-    return [ItemScore(item=k, score=v) for k, v in scores.items()]
-
-
-@strawberry.input
+@input_from_model(model=rest.ItemScoreIn, all_fields=True)
 class ItemScoreInput:
-    item: str
-    score: int
+    pass
 
 
-def scores_of(scores: list[ItemScoreInput]) -> dict[str, int]:
-    """Item key → score; an item scored twice is refused here, since a JSON object cannot carry it."""
-    out: dict[str, int] = {}
-    for s in scores:
-        if s.item in out:
-            raise GraphQLError(f"item '{s.item}' is scored twice", extensions={"code": "BAD_USER_INPUT"})
-        out[s.item] = s.score
-    return out
+def item_scores(scores: Mapping[str, int]) -> list[ItemScore]:
+    return [ItemScore(item=k, score=v) for k, v in scores.items()]  # type: ignore[call-arg]
+
+
+def score_list(scores: list[ItemScoreInput], at: str) -> list[dict[str, Any]]:
+    """The list as REST takes it. An item scored twice is refused here, before any upstream call, at its
+    GraphQL input path (`at` is where the list is: `input.scores`, or `scores`)."""
+    seen: set[str] = set()
+    for i, s in enumerate(scores):
+        if s.item in seen:
+            raise input_error(f"item '{s.item}' is scored twice", f"{at}[{i}].item")
+        seen.add(s.item)
+    return [{"item": s.item, "score": s.score} for s in scores]
+
+
+def scored(scores: list[ItemScoreInput], root: str = "") -> Inputs:
+    """Where a body with these scores came from, so the service's `body.scores.<item>` names `scores[i].score`."""
+    return Inputs(root, scores=[s.item for s in scores])
 
 
 # ---- instruments ---------------------------------------------------------------------------------
 
 
-@strawberry.type
-class InstrumentItem:
-    key: str
-    label: str
-    competency: str
-    scale_min: int
-    scale_max: int
-    critical: bool
-    critical_min: int = strawberry.field(description="A critical item scored below this fails the observation")
-    required: bool
-    weight: float
-
-    @classmethod
-    def from_rest(cls, i: dict[str, Any]) -> InstrumentItem:
-        return cls(key=i["key"], label=i["label"], competency=i["competency"], scale_min=i["scale_min"],
-                   scale_max=i["scale_max"], critical=i["critical"], critical_min=i["critical_min"],
-                   required=i["required"], weight=i["weight"])
+@from_model(model=rest.ItemOut)
+class InstrumentItem(FromRest):
+    key: strawberry.auto
+    label: strawberry.auto
+    competency: strawberry.auto
+    scale_min: strawberry.auto
+    scale_max: strawberry.auto
+    critical: strawberry.auto
+    critical_min: strawberry.auto = strawberry.field(
+        description="A critical item scored below this fails the observation")
+    required: strawberry.auto
+    weight: strawberry.auto
 
 
-@strawberry.type
-class Instrument:
+@from_model(model=rest.InstrumentOut)
+class Instrument(FromRest):
     id: strawberry.ID
-    family: str = strawberry.field(description="Stable key shared by every version, e.g. miiwrap-practice")
-    kind: str = strawberry.field(description="practice_observation, coaching_observation or record_review")
-    track: str | None = strawberry.field(description="Whose certification its observations count towards")
-    name: str
-    description: str
-    version: int
-    status: str = strawberry.field(description="draft, active or retired")
-    pass_threshold: float
-    competencies: list[str]
-    items: list[InstrumentItem]
-    created_at: datetime
-    activated_at: datetime | None
-    retired_at: datetime | None
-
-    @classmethod
-    def from_rest(cls, r: dict[str, Any]) -> Instrument:
-        return cls(id=r["id"], family=r["family"], kind=r["kind"], track=r["track"], name=r["name"],
-                   description=r["description"], version=r["version"], status=r["status"],
-                   pass_threshold=r["pass_threshold"], competencies=r["competencies"],
-                   items=[InstrumentItem.from_rest(i) for i in r["items"]],
-                   created_at=datetime.fromisoformat(r["created_at"]), activated_at=opt_datetime(r["activated_at"]),
-                   retired_at=opt_datetime(r["retired_at"]))
+    family: strawberry.auto = strawberry.field(
+        description="Stable key shared by every version, e.g. miiwrap-practice")
+    kind: strawberry.auto = strawberry.field(
+        description="practice_observation, coaching_observation or record_review")
+    track: strawberry.auto = strawberry.field(description="Whose certification its observations count towards")
+    name: strawberry.auto
+    description: strawberry.auto
+    version: strawberry.auto
+    status: strawberry.auto = strawberry.field(description="draft, active or retired")
+    pass_threshold: strawberry.auto
+    competencies: strawberry.auto
+    items: strawberry.auto
+    created_at: strawberry.auto
+    activated_at: strawberry.auto
+    retired_at: strawberry.auto
 
 
 @strawberry.input
@@ -139,10 +124,9 @@ class InstrumentItemInput:
     required: bool = True
     weight: float = 1.0
 
-    def to_rest(self) -> dict[str, Any]:
-        return {"key": self.key, "label": self.label, "competency": self.competency, "scale_min": self.scale_min,
-                "scale_max": self.scale_max, "critical": self.critical, "critical_min": self.critical_min,
-                "required": self.required, "weight": self.weight}
+
+def items_of(items: list[InstrumentItemInput]) -> list[dict[str, Any]]:
+    return [rest_body(rest.ItemIn, **asdict(i)) for i in items]
 
 
 @strawberry.input
@@ -167,67 +151,60 @@ class EditInstrumentInput:
 # ---- observations --------------------------------------------------------------------------------
 
 
-@strawberry.type
-class Amendment:
-    number: int
+@from_model(model=rest.AmendmentOut)
+class Amendment(FromRest):
+    number: strawberry.auto
     amended_by: strawberry.ID
-    reason: str
-    previous_scores: list[ItemScore]
-    previous_total: float
-    previous_passed: bool
-    scores: list[ItemScore]
-    total_score: float
-    passed: bool
-    created_at: datetime
+    reason: strawberry.auto
+    previous_total: strawberry.auto
+    previous_passed: strawberry.auto
+    total_score: strawberry.auto
+    passed: strawberry.auto
+    created_at: strawberry.auto
 
-    @classmethod
-    def from_rest(cls, a: dict[str, Any]) -> Amendment:
-        return cls(number=a["number"], amended_by=a["amended_by"], reason=a["reason"],
-                   previous_scores=item_scores(a["previous_scores"]), previous_total=a["previous_total"],
-                   previous_passed=a["previous_passed"], scores=item_scores(a["scores"]),
-                   total_score=a["total_score"], passed=a["passed"], created_at=datetime.fromisoformat(a["created_at"]))
+    @strawberry.field
+    def previous_scores(self) -> list[ItemScore]:
+        return item_scores(self.rest(rest.AmendmentOut).previous_scores)
+
+    @strawberry.field
+    def scores(self) -> list[ItemScore]:
+        return item_scores(self.rest(rest.AmendmentOut).scores)
 
 
-@strawberry.type
-class Observation:
+@from_model(model=rest.ObservationOut)
+class Observation(FromRest):
     id: strawberry.ID
     practitioner_id: strawberry.ID
     observer_id: strawberry.ID
     instrument_id: strawberry.ID
-    instrument_version: int
-    instrument_family: str
-    kind: str = strawberry.field(description="live_observation, recording_review or record_review")
-    observed_on: date
-    setting: str
-    notes: str
-    score: float = strawberry.field(description="Total as a percentage of the instrument's maximum")
-    passed: bool
+    instrument_version: strawberry.auto
+    instrument_family: strawberry.auto
+    kind: strawberry.auto = strawberry.field(description="live_observation, recording_review or record_review")
+    observed_on: strawberry.auto
+    setting: strawberry.auto
+    notes: strawberry.auto
+    score: strawberry.auto = strawberry.field(description="Total as a percentage of the instrument's maximum")
+    passed: strawberry.auto
     competency_scores: JSON = strawberry.field(description="Competency → percent, e.g. {\"Team process\": 75.0}")
-    competencies: list[CompetencyScore] = strawberry.field(description="The same scores as a typed list")
-    item_scores: list[ItemScore]
-    amendments: int = strawberry.field(description="How many times it was amended")
-    amendable_until: date = strawberry.field(description="The last day its observer may amend it")
-    created_at: datetime
+    amendments: strawberry.auto = strawberry.field(description="How many times it was amended")
+    amendable_until: strawberry.auto = strawberry.field(description="The last day its observer may amend it")
+    created_at: strawberry.auto
 
-    @classmethod
-    def from_rest(cls, o: dict[str, Any]) -> Observation:
-        return cls(
-            id=o["id"], practitioner_id=o["practitioner_id"], observer_id=o["observer_id"],
-            instrument_id=o["instrument_id"], instrument_version=o["instrument_version"],
-            instrument_family=o["instrument_family"], kind=o["kind"],
-            observed_on=date.fromisoformat(o["observed_on"]), setting=o["setting"], notes=o["notes"],
-            score=o["score"], passed=o["passed"], created_at=datetime.fromisoformat(o["created_at"]),
-            competency_scores=dict(o["competency_scores"]),
-            competencies=[CompetencyScore(competency=k, score=v) for k, v in o["competency_scores"].items()],
-            item_scores=item_scores(o["scores"]), amendments=o["amendments"],
-            amendable_until=date.fromisoformat(o["amendable_until"]),
-        )
+    @strawberry.field(description="The same scores as a typed list")
+    def competencies(self) -> list[CompetencyScore]:
+        got = self.rest(rest.ObservationOut).competency_scores
+        return [CompetencyScore(competency=k, score=v) for k, v in got.items()]
+
+    @strawberry.field
+    def item_scores(self) -> list[ItemScore]:
+        return item_scores(self.rest(rest.ObservationOut).scores)
 
     @strawberry.field(description="Its amendments, oldest first, each with the scores it replaced")
     async def amendment_history(self, info: Ctx) -> list[Amendment]:
         if not self.amendments:
             return []  # nothing to fetch
-        rows = await info.context.fidelity.get(f"/v1/observations/{seg(self.id)}/amendments")
+        rows = await info.context.fidelity.get_list(f"/v1/observations/{seg(self.id)}/amendments",
+                                                    into=rest.AmendmentOut)
         return [Amendment.from_rest(a) for a in rows]
 
 
@@ -247,83 +224,60 @@ class RecordObservationInput:
 # ---- certification -------------------------------------------------------------------------------
 
 
-@strawberry.type
-class Certification:
+@from_model(model=rest.CertificationOut)
+class Certification(FromRest):
     id: strawberry.ID
     person_id: strawberry.ID
-    track: str
-    status: str = strawberry.field(description="certified, recertification_due, lapsed or revoked")
-    certified_on: date
-    expires_on: date
-    window_opens_on: date = strawberry.field(description="When the recertification window opens")
-    revision: int
+    track: strawberry.auto
+    status: strawberry.auto = strawberry.field(description="certified, recertification_due, lapsed or revoked")
+    certified_on: strawberry.auto
+    expires_on: strawberry.auto
+    window_opens_on: strawberry.auto = strawberry.field(description="When the recertification window opens")
+    revision: strawberry.auto
     evidence: list[strawberry.ID] = strawberry.field(description="The observations it rests on")
-    ended_on: date | None
-
-    @classmethod
-    def from_rest(cls, c: dict[str, Any]) -> Certification:
-        return cls(id=c["id"], person_id=c["person_id"], track=c["track"], status=c["status"],
-                   certified_on=date.fromisoformat(c["certified_on"]), expires_on=date.fromisoformat(c["expires_on"]),
-                   window_opens_on=date.fromisoformat(c["window_opens_on"]), revision=c["revision"],
-                   evidence=c["evidence"], ended_on=opt_date(c["ended_on"]))
+    ended_on: strawberry.auto
 
 
-@strawberry.type
-class CertificationStep:
+@from_model(model=rest.TimelineOut)
+class CertificationStep(FromRest):
     certification_id: strawberry.ID
-    revision: int
-    status: str
-    on: date
-    expires_on: date
-    reason: str
+    revision: strawberry.auto
+    status: strawberry.auto
+    on: strawberry.auto
+    expires_on: strawberry.auto
+    reason: strawberry.auto
     observation_ids: list[strawberry.ID]
     actor: strawberry.ID | None = strawberry.field(description="Who made the change; null when time or evidence did")
 
-    @classmethod
-    def from_rest(cls, t: dict[str, Any]) -> CertificationStep:
-        return cls(certification_id=t["certification_id"], revision=t["revision"], status=t["status"],
-                   on=date.fromisoformat(t["on"]), expires_on=date.fromisoformat(t["expires_on"]), reason=t["reason"],
-                   observation_ids=t["observation_ids"], actor=t["actor"])
 
-
-@strawberry.type
-class PersonCertification:
+@from_model(model=rest.PersonCertificationOut)
+class PersonCertification(FromRest):
     person_id: strawberry.ID
-    track: str
-    status: str = strawberry.field(description="certified, recertification_due, lapsed, revoked or not_certified")
-    current: Certification | None = strawberry.field(description="The certification in force, if any")
-    missing: list[str] = strawberry.field(description="What is still needed to certify (when not certified)")
-    timeline: list[CertificationStep] = strawberry.field(description="Every state of every certification, "
-                                                                     "oldest first")
+    track: strawberry.auto
+    status: strawberry.auto = strawberry.field(
+        description="certified, recertification_due, lapsed, revoked or not_certified")
+    current: strawberry.auto = strawberry.field(description="The certification in force, if any")
+    missing: strawberry.auto = strawberry.field(description="What is still needed to certify (when not certified)")
+    timeline: strawberry.auto = strawberry.field(description="Every state of every certification, oldest first")
 
     @strawberry.field(description="The current certification's expiry; null when none is in force")
     def expires_on(self) -> date | None:
         return self.current.expires_on if self.current else None
 
-    @classmethod
-    def from_rest(cls, p: dict[str, Any]) -> PersonCertification:
-        return cls(person_id=p["person_id"], track=p["track"], status=p["status"],
-                   current=Certification.from_rest(p["current"]) if p["current"] else None, missing=p["missing"],
-                   timeline=[CertificationStep.from_rest(t) for t in p["timeline"]])
 
-
-@strawberry.type
-class CertificationPolicy:
-    required_passes: int = strawberry.field(description="Passing observations needed for initial certification")
-    lookback_days: int
-    min_gap_days: int
-    valid_months: int
-    window_days: int = strawberry.field(description="The recertification window opens this long before expiry")
-    calibration_agreement: float
-    calibration_valid_days: int
-    practitioner_course: str | None
-    coach_course: str | None
-
-    @classmethod
-    def from_rest(cls, p: dict[str, Any]) -> CertificationPolicy:
-        return cls(**{k: p[k] for k in ("required_passes", "lookback_days", "min_gap_days", "valid_months",
-                                        "window_days", "calibration_agreement", "calibration_valid_days",
-                                        "practitioner_course", "coach_course")})
+@from_model(model=rest.PolicyIO)
+class CertificationPolicy(FromRest):
+    required_passes: strawberry.auto = strawberry.field(
+        description="Passing observations needed for initial certification")
+    lookback_days: strawberry.auto
+    min_gap_days: strawberry.auto
+    valid_months: strawberry.auto
+    window_days: strawberry.auto = strawberry.field(
+        description="The recertification window opens this long before expiry")
+    calibration_agreement: strawberry.auto
+    calibration_valid_days: strawberry.auto
+    practitioner_course: strawberry.auto
+    coach_course: strawberry.auto
 
 
 @strawberry.input(description="The whole policy: fields left out take the service's defaults, not their "
@@ -343,45 +297,34 @@ class CertificationPolicyInput:
 # ---- drift ---------------------------------------------------------------------------------------
 
 
-@strawberry.type
-class FidelityPoint:
+@from_model(model=rest.PeopleSeriesPointOut)
+class FidelityPoint(FromRest):
     observation_id: strawberry.ID
-    observed_on: date
-    seq: int
-    score: float
-    ewma: float
-    centre: float
-    lower_limit: float
-    upper_limit: float
-    pass_threshold: float
-    flagged: str | None = strawberry.field(description="The rule that flagged the series at this point, if any")
-
-    @classmethod
-    def from_rest(cls, p: dict[str, Any]) -> FidelityPoint:
-        return cls(observation_id=p["observation_id"], observed_on=date.fromisoformat(p["observed_on"]), seq=p["seq"],
-                   score=p["score"], ewma=p["ewma"], centre=p["centre"], lower_limit=p["lower_limit"],
-                   upper_limit=p["upper_limit"], pass_threshold=p["pass_threshold"], flagged=p["flagged"])
+    observed_on: strawberry.auto
+    seq: strawberry.auto
+    score: strawberry.auto
+    ewma: strawberry.auto
+    centre: strawberry.auto
+    lower_limit: strawberry.auto
+    upper_limit: strawberry.auto
+    pass_threshold: strawberry.auto
+    flagged: strawberry.auto = strawberry.field(description="The rule that flagged the series at this point, if any")
 
 
-@strawberry.type
-class DriftMetric:
-    metric: str = strawberry.field(description="total, or a competency")
-    flagged: str | None
-    ewma: float | None
-    observations: int
+@from_model(model=rest.DriftMetricOut)
+class DriftMetric(FromRest):
+    metric: strawberry.auto = strawberry.field(description="total, or a competency")
+    flagged: strawberry.auto
+    ewma: strawberry.auto
+    observations: strawberry.auto
 
 
-@strawberry.type
-class Drift:
-    family: str
-    drifting: bool
-    metrics: list[DriftMetric]
+@from_model(model=rest.DriftOut)
+class Drift(FromRest):
+    family: strawberry.auto
+    drifting: strawberry.auto
+    metrics: strawberry.auto
     evidence: list[strawberry.ID] = strawberry.field(description="Observations behind a flagged series")
-
-    @classmethod
-    def from_rest(cls, d: dict[str, Any]) -> Drift:
-        return cls(family=d["family"], drifting=d["drifting"], metrics=[DriftMetric(**m) for m in d["metrics"]],
-                   evidence=d["evidence"])
 
 
 @strawberry.type
@@ -408,6 +351,10 @@ class PractitionerFidelity:
         loader = info.context.loaders.get("drift", lambda: grouped(partial(drift, info)))
         return [Drift.from_rest(d) for d in await loader.load(((), str(self.id)))]
 
+    @strawberry.field(description="Observations of this practitioner, oldest first")
+    async def observations(self, info: Ctx) -> list[Observation]:
+        return [Observation.from_rest(o) for o in await info.context.loaders.observations.load(str(self.id))]
+
 
 # The batch loads behind PractitionerFidelity: all the people of one level in one call per field.
 # A person's id is matched in its canonical form, which is how the service answers.
@@ -417,147 +364,114 @@ def people(ids: list[str]) -> list[tuple[str, str]]:
     return [("person_id", i) for i in ids]
 
 
-async def certifications(info: Ctx, track: str, ids: list[str]) -> dict[str, Any]:
-    rows = await info.context.fidelity.get("/v1/people/certification", [("track", track), *people(ids)])
-    got = {r["person_id"]: r for r in rows}
+async def certifications(info: Ctx, track: str, ids: list[str]) -> dict[str, rest.PersonCertificationOut]:
+    rows = await info.context.fidelity.get_list("/v1/people/certification", [("track", track), *people(ids)],
+                                                into=rest.PersonCertificationOut)
+    got = {r.person_id: r for r in rows}
     return {i: got[str(UUID(i))] for i in ids}
 
 
-async def drift(info: Ctx, _: tuple[()], ids: list[str]) -> dict[str, Any]:
-    rows = await info.context.fidelity.get("/v1/people/drift", people(ids))
-    got: dict[str, list[dict[str, Any]]] = defaultdict(list)
+async def drift(info: Ctx, _: tuple[()], ids: list[str]) -> dict[str, list[rest.DriftOut]]:
+    rows = await info.context.fidelity.get_list("/v1/people/drift", people(ids), into=rest.DriftOut)
+    got: dict[str, list[rest.DriftOut]] = defaultdict(list)
     for r in rows:
-        got[r["person_id"]].append(r)
+        got[r.person_id].append(r)
     return {i: got.get(str(UUID(i)), []) for i in ids}
 
 
-async def series(info: Ctx, args: tuple[str, str], ids: list[str]) -> dict[str, Any]:
+async def series(info: Ctx, args: tuple[str, str], ids: list[str]) -> dict[str, list[rest.PeopleSeriesPointOut]]:
     family, metric = args
     rows = await info.context.fidelity.get_all("/v1/people/fidelity-series",
                                                [("family", family), ("metric", metric), *people(ids)],
-                                               page_size=MAX_PAGE)
-    got: dict[str, list[dict[str, Any]]] = defaultdict(list)
+                                               page=rest.PeopleSeriesPage, page_size=MAX_PAGE)
+    got: dict[str, list[rest.PeopleSeriesPointOut]] = defaultdict(list)
     for r in rows:
-        got[r["person_id"]].append(r)
-    return {i: sorted(got.get(str(UUID(i)), []), key=lambda p: p["seq"]) for i in ids}
+        got[r.person_id].append(r)
+    return {i: sorted(got.get(str(UUID(i)), []), key=lambda p: p.seq) for i in ids}
 
 
 # ---- the agency summary --------------------------------------------------------------------------
 
 
-@strawberry.type
-class ScoreBin:
-    lower: float = strawberry.field(name="from")
-    upper: float = strawberry.field(name="to", description="Exclusive, except 100")
-    count: int
+@from_model(model=rest.DistributionBin)
+class ScoreBin(FromRest):
+    from_: strawberry.auto  # "from" in the graph too: the model's alias
+    to: strawberry.auto = strawberry.field(description="Exclusive, except 100")
+    count: strawberry.auto
 
 
-@strawberry.type
-class FidelityFigures:
-    active: int
-    certified: int
-    certified_percent: float | None
-    in_recertification_window: int
-    in_window_percent: float | None
-    lapsed_last_90_days: int
-    observations_last_90_days: int
-    mean_score_last_90_days: float | None
-    distribution_last_90_days: list[ScoreBin]
-    drifting: int
-
-    @staticmethod
-    def fields_of(g: dict[str, Any]) -> dict[str, Any]:
-        return {**{k: g[k] for k in ("active", "certified", "certified_percent", "in_recertification_window",
-                                     "in_window_percent", "lapsed_last_90_days", "observations_last_90_days",
-                                     "mean_score_last_90_days", "drifting")},
-                "distribution_last_90_days": [ScoreBin(lower=b["from"], upper=b["to"], count=b["count"])
-                                              for b in g["distribution_last_90_days"]]}
+@from_model(model=rest.GroupSummary, all_fields=True)
+class FidelityFigures(FromRest):
+    pass
 
 
-@strawberry.type
-class TeamFidelityFigures(FidelityFigures):
+@from_model(model=rest.TeamSummary, all_fields=True)
+class TeamFidelityFigures(FromRest):
     team_id: strawberry.ID | None = strawberry.field(description="null: people in no team")
 
 
-@strawberry.type
-class FidelitySummary:
+@from_model(model=rest.SummaryOut)
+class FidelitySummary(FromRest):
     agency_id: strawberry.ID
-    track: str
-    as_of: date
-    agency: FidelityFigures
-    teams: list[TeamFidelityFigures]
-
-    @classmethod
-    def from_rest(cls, s: dict[str, Any]) -> FidelitySummary:
-        return cls(agency_id=s["agency_id"], track=s["track"], as_of=date.fromisoformat(s["as_of"]),
-                   agency=FidelityFigures(**FidelityFigures.fields_of(s["agency"])),
-                   teams=[TeamFidelityFigures(team_id=t["team_id"], **FidelityFigures.fields_of(t))
-                          for t in s["teams"]])
+    track: strawberry.auto
+    as_of: strawberry.auto
+    agency: strawberry.auto
+    teams: strawberry.auto
 
 
 async def fidelity_summary(info: Ctx, agency_id: str, track: str) -> FidelitySummary:
     """For gateway.readiness's Agency.fidelitySummary."""
-    got = await info.context.fidelity.get(f"/v1/agencies/{seg(agency_id)}/fidelity-summary", {"track": track})
+    got = await info.context.fidelity.get(f"/v1/agencies/{seg(agency_id)}/fidelity-summary", {"track": track},
+                                          into=rest.SummaryOut)
     return FidelitySummary.from_rest(got)
 
 
 # ---- rater calibration ---------------------------------------------------------------------------
 
 
-@strawberry.type
-class Calibration:
+@from_model(model=rest.CalibrationOut)
+class Calibration(FromRest):
     id: strawberry.ID
     rater_id: strawberry.ID
-    family: str
+    family: strawberry.auto
     instrument_id: strawberry.ID
     reference_id: strawberry.ID | None
     observation_id: strawberry.ID | None
-    agreement: float = strawberry.field(description="Exact-match agreement on items, percent")
-    total_difference: float = strawberry.field(description="Rater's total minus the reference's, percentage points")
-    items_compared: int
-    mismatched: list[str]
-    calibrated_on: date
-    calibrated: bool = strawberry.field(description="Whether this result makes the rater calibrated")
-    reference_scores: list[ItemScore] = strawberry.field(description="Shown once the rater has scored")
+    agreement: strawberry.auto = strawberry.field(description="Exact-match agreement on items, percent")
+    total_difference: strawberry.auto = strawberry.field(
+        description="Rater's total minus the reference's, percentage points")
+    items_compared: strawberry.auto
+    mismatched: strawberry.auto
+    calibrated_on: strawberry.auto
+    calibrated: strawberry.auto = strawberry.field(description="Whether this result makes the rater calibrated")
 
-    @classmethod
-    def from_rest(cls, c: dict[str, Any]) -> Calibration:
-        return cls(id=c["id"], rater_id=c["rater_id"], family=c["family"], instrument_id=c["instrument_id"],
-                   reference_id=c["reference_id"], observation_id=c["observation_id"], agreement=c["agreement"],
-                   total_difference=c["total_difference"], items_compared=c["items_compared"],
-                   mismatched=c["mismatched"], calibrated_on=date.fromisoformat(c["calibrated_on"]),
-                   calibrated=c["calibrated"], reference_scores=item_scores(c["reference_scores"]))
+    @strawberry.field(description="Shown once the rater has scored")
+    def reference_scores(self) -> list[ItemScore]:
+        return item_scores(self.rest(rest.CalibrationOut).reference_scores)
 
 
-@strawberry.type
-class CalibrationReference:
+@from_model(model=rest.ReferenceOut)
+class CalibrationReference(FromRest):
     id: strawberry.ID
     agency_id: strawberry.ID | None = strawberry.field(description="null: shared by every agency")
     instrument_id: strawberry.ID
-    title: str
-    reference_rater: str
-    created_at: datetime
-    scores: list[ItemScore] | None = strawberry.field(description="The master coding: platform admins only")
+    title: strawberry.auto
+    reference_rater: strawberry.auto
+    created_at: strawberry.auto
 
-    @classmethod
-    def from_rest(cls, r: dict[str, Any]) -> CalibrationReference:
-        return cls(id=r["id"], agency_id=r["agency_id"], instrument_id=r["instrument_id"], title=r["title"],
-                   reference_rater=r["reference_rater"], created_at=datetime.fromisoformat(r["created_at"]),
-                   scores=item_scores(r["scores"]) if r.get("scores") is not None else None)
+    @strawberry.field(description="The master coding: platform admins only")
+    def scores(self) -> list[ItemScore] | None:
+        got = self.rest(rest.ReferenceOut).scores
+        return item_scores(got) if got is not None else None
 
 
-@strawberry.type
-class RaterStatus:
+@from_model(model=rest.RaterStatusOut)
+class RaterStatus(FromRest):
     rater_id: strawberry.ID
-    family: str
-    calibrated: bool
-    reason: str
-    valid_until: date | None
-
-    @classmethod
-    def from_rest(cls, s: dict[str, Any]) -> RaterStatus:
-        return cls(rater_id=s["rater_id"], family=s["family"], calibrated=s["calibrated"], reason=s["reason"],
-                   valid_until=opt_date(s["valid_until"]))
+    family: strawberry.auto
+    calibrated: strawberry.auto
+    reason: strawberry.auto
+    valid_until: strawberry.auto
 
 
 # ---- root fields ---------------------------------------------------------------------------------
@@ -569,29 +483,34 @@ class FidelityQuery:
     async def instruments(self, info: Ctx, status: str | None = None, family: str | None = None,
                           kind: str | None = None) -> list[Instrument]:
         params = [(k, v) for k, v in (("status", status), ("family", family), ("kind", kind)) if v is not None]
-        return [Instrument.from_rest(r) for r in await info.context.fidelity.get_all("/v1/instruments", params)]
+        rows = await info.context.fidelity.get_all("/v1/instruments", params, page=rest.InstrumentPage)
+        return [Instrument.from_rest(r) for r in rows]
 
     @strawberry.field
     async def instrument(self, info: Ctx, id: strawberry.ID) -> Instrument | None:
-        return Instrument.from_rest(await info.context.fidelity.get(f"/v1/instruments/{seg(id)}"))
+        return Instrument.from_rest(await info.context.fidelity.get(f"/v1/instruments/{seg(id)}",
+                                                                    into=rest.InstrumentOut))
 
     @strawberry.field(description="One observation in your agency")
     async def observation(self, info: Ctx, id: strawberry.ID) -> Observation | None:
-        return Observation.from_rest(await info.context.fidelity.get(f"/v1/observations/{seg(id)}"))
+        return Observation.from_rest(await info.context.fidelity.get(f"/v1/observations/{seg(id)}",
+                                                                     into=rest.ObservationOut))
 
     @strawberry.field(description="Your agency's certification policy")
     async def certification_policy(self, info: Ctx) -> CertificationPolicy:
-        return CertificationPolicy.from_rest(await info.context.fidelity.get("/v1/certification-policy"))
+        return CertificationPolicy.from_rest(await info.context.fidelity.get("/v1/certification-policy",
+                                                                             into=rest.PolicyIO))
 
     @strawberry.field(description="Reference observations to calibrate on (their scores only for platform admins)")
     async def calibration_references(self, info: Ctx) -> list[CalibrationReference]:
-        rows = await info.context.fidelity.get_all("/v1/calibration-references", [])
+        rows = await info.context.fidelity.get_all("/v1/calibration-references", [], page=rest.ReferencePage)
         return [CalibrationReference.from_rest(r) for r in rows]
 
     @strawberry.field(description="Whether a rater may record observations on an instrument family now, and why")
     async def rater_status(self, info: Ctx, rater_id: strawberry.ID,
                            family: str = "miiwrap-practice") -> RaterStatus:
-        got = await info.context.fidelity.get(f"/v1/raters/{seg(rater_id)}/status", {"family": family})
+        got = await info.context.fidelity.get(f"/v1/raters/{seg(rater_id)}/status", {"family": family},
+                                              into=rest.RaterStatusOut)
         return RaterStatus.from_rest(got)
 
 
@@ -603,64 +522,70 @@ def instrument_path(instrument_id: strawberry.ID, action: str = "") -> str:
 class FidelityMutation:
     @strawberry.mutation(description="Record a scored observation (calibrated observers)")
     async def record_observation(self, info: Ctx, input: RecordObservationInput) -> Observation:
-        body: dict[str, Any] = {
-            "practitioner_id": str(input.practitioner_id), "instrument_id": str(input.instrument_id),
-            "observed_on": input.observed_on.isoformat(), "setting": input.setting, "scores": scores_of(input.scores),
-            "notes": input.notes}
-        if input.kind is not None:
-            body["kind"] = input.kind
-        return Observation.from_rest(await info.context.fidelity.post("/v1/observations", body, input.idempotency_key))
+        body = rest_body(rest.ObservationIn, practitioner_id=input.practitioner_id, instrument_id=input.instrument_id,
+                         observed_on=input.observed_on, setting=input.setting,
+                         scores=score_list(input.scores, "input.scores"), notes=input.notes,
+                         kind=strawberry.UNSET if input.kind is None else input.kind)
+        return Observation.from_rest(await info.context.fidelity.post(
+            "/v1/observations", body, input.idempotency_key, into=rest.ObservationOut,
+            inputs=scored(input.scores, "input")))
 
     @strawberry.mutation(description="Correct an observation's scores (its observer, within 7 days); the old "
                                      "scores are kept. Scores are the complete corrected set; notes, if given, "
                                      "replace the old ones")
     async def amend_observation(self, info: Ctx, id: strawberry.ID, scores: list[ItemScoreInput], reason: str,
                                 notes: str | None = None, idempotency_key: IdempotencyKey = None) -> Observation:
-        body: dict[str, Any] = {"scores": scores_of(scores), "reason": reason}
-        if notes is not None:
-            body["notes"] = notes
-        row = await info.context.fidelity.post(f"/v1/observations/{seg(id)}/amendments", body, idempotency_key)
+        body = rest_body(rest.AmendmentIn, scores=score_list(scores, "scores"), reason=reason,
+                         notes=strawberry.UNSET if notes is None else notes)
+        row = await info.context.fidelity.post(f"/v1/observations/{seg(id)}/amendments", body, idempotency_key,
+                                               into=rest.ObservationOut, inputs=scored(scores))
         return Observation.from_rest(row)
 
     @strawberry.mutation(description="Start a new instrument family: version 1, as a draft (platform admins)")
     async def create_instrument(self, info: Ctx, input: CreateInstrumentInput,
                                 idempotency_key: IdempotencyKey = None) -> Instrument:
-        body = {"family": input.family, "kind": input.kind, "name": input.name, "description": input.description,
-                "pass_threshold": input.pass_threshold, "items": [i.to_rest() for i in input.items]}
-        return Instrument.from_rest(await info.context.fidelity.post("/v1/instruments", body, idempotency_key))
+        body = rest_body(rest.InstrumentIn, family=input.family, kind=input.kind, name=input.name,
+                         description=input.description, pass_threshold=input.pass_threshold,
+                         items=items_of(input.items))
+        return Instrument.from_rest(await info.context.fidelity.post("/v1/instruments", body, idempotency_key,
+                                                                     into=rest.InstrumentOut, inputs=Inputs("input")))
 
     @strawberry.mutation(description="Start the next version of an instrument as a draft, copied from this one")
     async def start_instrument_version(self, info: Ctx, id: strawberry.ID,
                                        idempotency_key: IdempotencyKey = None) -> Instrument:
-        row = await info.context.fidelity.send("POST", instrument_path(id, "versions"), idempotency_key=idempotency_key)
+        row = await info.context.fidelity.send("POST", instrument_path(id, "versions"), idempotency_key=idempotency_key,
+                                               into=rest.InstrumentOut)
         return Instrument.from_rest(row)
 
     @strawberry.mutation(description="Edit a draft; active and retired versions never change")
     async def edit_instrument(self, info: Ctx, id: strawberry.ID, input: EditInstrumentInput) -> Instrument:
-        items = input.items if input.items is strawberry.UNSET or input.items is None else [
-            i.to_rest() for i in input.items]
-        body = present(name=input.name, description=input.description, pass_threshold=input.pass_threshold,
-                       items=items)
-        return Instrument.from_rest(await info.context.fidelity.send("PATCH", instrument_path(id), json=body))
+        items = input.items if input.items is strawberry.UNSET or input.items is None else items_of(input.items)
+        body = rest_body(rest.InstrumentPatch, name=input.name, description=input.description,
+                         pass_threshold=input.pass_threshold, items=items)
+        return Instrument.from_rest(await info.context.fidelity.send("PATCH", instrument_path(id), json=body,
+                                                                     into=rest.InstrumentOut, inputs=Inputs("input")))
 
     @strawberry.mutation(description="Publish a draft; the family's previously active version is retired")
     async def activate_instrument(self, info: Ctx, id: strawberry.ID,
                                   idempotency_key: IdempotencyKey = None) -> Instrument:
-        row = await info.context.fidelity.send("POST", instrument_path(id, "activate"), idempotency_key=idempotency_key)
+        row = await info.context.fidelity.send("POST", instrument_path(id, "activate"), idempotency_key=idempotency_key,
+                                               into=rest.InstrumentOut)
         return Instrument.from_rest(row)
 
     @strawberry.mutation(description="Retire an active version: no new observations on it; old ones keep their "
                                      "scores")
     async def retire_instrument(self, info: Ctx, id: strawberry.ID,
                                 idempotency_key: IdempotencyKey = None) -> Instrument:
-        row = await info.context.fidelity.send("POST", instrument_path(id, "retire"), idempotency_key=idempotency_key)
+        row = await info.context.fidelity.send("POST", instrument_path(id, "retire"), idempotency_key=idempotency_key,
+                                               into=rest.InstrumentOut)
         return Instrument.from_rest(row)
 
     @strawberry.mutation(description="Revoke a current certification, with a reason (agency or platform admins)")
     async def revoke_certification(self, info: Ctx, id: strawberry.ID, reason: str,
                                    idempotency_key: IdempotencyKey = None) -> Certification:
-        row = await info.context.fidelity.post(f"/v1/certifications/{seg(id)}/revoke", {"reason": reason},
-                                               idempotency_key)
+        row = await info.context.fidelity.post(f"/v1/certifications/{seg(id)}/revoke",
+                                               rest_body(rest.RevokeIn, reason=reason), idempotency_key,
+                                               into=rest.CertificationOut, inputs=Inputs())
         return Certification.from_rest(row)
 
     @strawberry.mutation(description="Calibrate (observers): score a reference observation, or double-code "
@@ -668,19 +593,15 @@ class FidelityMutation:
     async def calibrate(self, info: Ctx, scores: list[ItemScoreInput], reference_id: strawberry.ID | None = None,
                         observation_id: strawberry.ID | None = None,
                         idempotency_key: IdempotencyKey = None) -> Calibration:
-        body: dict[str, Any] = {"scores": scores_of(scores)}
-        if reference_id is not None:
-            body["reference_id"] = str(reference_id)
-        if observation_id is not None:
-            body["observation_id"] = str(observation_id)
-        return Calibration.from_rest(await info.context.fidelity.post("/v1/calibrations", body, idempotency_key))
+        body = rest_body(rest.CalibrationIn, scores=score_list(scores, "scores"),
+                         reference_id=strawberry.UNSET if reference_id is None else reference_id,
+                         observation_id=strawberry.UNSET if observation_id is None else observation_id)
+        return Calibration.from_rest(await info.context.fidelity.post("/v1/calibrations", body, idempotency_key,
+                                                                      into=rest.CalibrationOut, inputs=scored(scores)))
 
     @strawberry.mutation(description="Set your agency's certification policy (agency admins)")
     async def set_certification_policy(self, info: Ctx, input: CertificationPolicyInput) -> CertificationPolicy:
-        body = present(required_passes=input.required_passes, lookback_days=input.lookback_days,
-                       min_gap_days=input.min_gap_days, valid_months=input.valid_months,
-                       window_days=input.window_days, calibration_agreement=input.calibration_agreement,
-                       calibration_valid_days=input.calibration_valid_days,
-                       practitioner_course=input.practitioner_course, coach_course=input.coach_course)
-        got = await info.context.fidelity.send("PUT", "/v1/certification-policy", json=body)
+        body = rest_body(rest.PolicyIO, **asdict(input))  # UNSET fields are left out: the service's defaults
+        got = await info.context.fidelity.send("PUT", "/v1/certification-policy", json=body, into=rest.PolicyIO,
+                                               inputs=Inputs("input"))
         return CertificationPolicy.from_rest(got)

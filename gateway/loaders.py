@@ -4,24 +4,32 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from strawberry.dataloader import DataLoader
 
-from gateway.clients import BATCH, ServiceClient
+from gateway.clients import BATCH, Paged, ServiceClient
+from gateway.upstream.coaching import TaskOut, TaskPage
+from gateway.upstream.fidelity import ObservationOut, ObservationPage
 
-Rows = list[dict[str, Any]]
+
+class OfPractitioner(Protocol):
+    @property
+    def practitioner_id(self) -> str: ...
 
 
-def by_practitioner(client: ServiceClient, path: str) -> DataLoader[str, Rows]:
-    async def load(ids: list[str]) -> list[Rows]:
-        rows = await client.get_all(path, [("practitioner_id", i) for i in ids])
-        grouped: dict[str, Rows] = defaultdict(list)
+Row = TypeVar("Row", bound=OfPractitioner)
+
+
+def by_practitioner(client: ServiceClient, path: str, page: type[Paged[Row]]) -> DataLoader[str, list[Row]]:
+    async def load(ids: list[str]) -> list[list[Row]]:
+        rows = await client.get_all(path, [("practitioner_id", i) for i in ids], page=page)
+        grouped: dict[str, list[Row]] = defaultdict(list)
         for row in rows:
-            grouped[row["practitioner_id"]].append(row)
+            grouped[row.practitioner_id].append(row)
         return [grouped.get(i, []) for i in ids]
 
-    fn: Callable[[list[str]], Awaitable[list[Rows]]] = load
+    fn: Callable[[list[str]], Awaitable[list[list[Row]]]] = load
     return DataLoader(load_fn=fn, max_batch_size=BATCH)
 
 
@@ -42,8 +50,9 @@ def grouped(load: Callable[[Any, list[str]], Awaitable[dict[str, Any]]]) -> Data
 
 class Loaders:
     def __init__(self, fidelity: ServiceClient, coaching: ServiceClient) -> None:
-        self.observations = by_practitioner(fidelity, "/v1/observations")
-        self.tasks = by_practitioner(coaching, "/v1/tasks")
+        self.observations: DataLoader[str, list[ObservationOut]] = by_practitioner(
+            fidelity, "/v1/observations", ObservationPage)
+        self.tasks: DataLoader[str, list[TaskOut]] = by_practitioner(coaching, "/v1/tasks", TaskPage)
         self.more: dict[str, DataLoader[Any, Any]] = {}
 
     def get(self, name: str, make: Callable[[], DataLoader[Any, Any]]) -> DataLoader[Any, Any]:

@@ -1,24 +1,30 @@
-"""The GraphQL schema: a hand-written stitch over the services' REST APIs.
+"""The GraphQL schema: a stitch over the services' REST APIs.
 
-Each service's part of the graph lives in its own module (gateway.fidelity, gateway.readiness)."""
+Each service's part of the graph lives in its own module (gateway.readiness, gateway.fidelity,
+gateway.coaching), its types derived from that service's generated models (gateway.upstream)."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncGenerator
-from datetime import date, datetime
-from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from pydantic import ValidationError
 from strawberry.scalars import JSON
 from strawberry.types import ExecutionContext
 
+from gateway.clients import FromRest, from_model
+from gateway.coaching import CoachingMutation, PractitionerCoaching
 from gateway.context import Ctx
-from gateway.fidelity import FidelityMutation, FidelityQuery, Observation, PractitionerFidelity
+from gateway.fidelity import FidelityMutation, FidelityQuery, PractitionerFidelity
 from gateway.limits import extensions, log_errors
 from gateway.readiness import ReadinessMutation, ReadinessQuery
 from gateway.settings import GatewaySettings
+from trellis.envelope import Envelope
+
+log = logging.getLogger("gateway.live")
 
 
 def person_ids(ids: list[strawberry.ID]) -> list[str]:
@@ -39,46 +45,19 @@ def is_uuid(value: str) -> bool:
 
 
 @strawberry.type
-class CoachingTask:
+class Practitioner(PractitionerCoaching, PractitionerFidelity):
+    """A person who is observed and coached: its fields come from gateway.fidelity and gateway.coaching."""
+
+
+@from_model(model=Envelope)
+class DomainEvent(FromRest):
+    """A CloudEvent from the live feed, parsed as the kernel's Envelope (the services' outbox writes them)."""
+
     id: strawberry.ID
-    practitioner_id: strawberry.ID
-    kind: str
-    title: str
-    status: str
-    due_on: date
-    observation_id: strawberry.ID | None
-    created_at: datetime
-
-    @classmethod
-    def from_rest(cls, t: dict[str, Any]) -> CoachingTask:
-        return cls(id=t["id"], practitioner_id=t["practitioner_id"], kind=t["kind"], title=t["title"],
-                   status=t["status"],
-                   due_on=date.fromisoformat(t["due_on"]), observation_id=t.get("observation_id"),
-                   created_at=datetime.fromisoformat(t["created_at"]))
-
-
-@strawberry.type
-class Practitioner(PractitionerFidelity):
-    """A person who is observed; `certification`, `fidelitySeries` and `drift` come from gateway.fidelity."""
-
-    @strawberry.field(description="Observations of this practitioner, oldest first")
-    async def observations(self, info: Ctx) -> list[Observation]:
-        rows = await info.context.loaders.observations.load(str(self.id))
-        return [Observation.from_rest(r) for r in rows]
-
-    @strawberry.field(description="Coaching tasks for this practitioner, oldest first")
-    async def coaching_tasks(self, info: Ctx) -> list[CoachingTask]:
-        rows = await info.context.loaders.tasks.load(str(self.id))
-        return [CoachingTask.from_rest(r) for r in rows]
-
-
-@strawberry.type
-class DomainEvent:
-    id: strawberry.ID
-    type: str
-    source: str
-    subject: str
-    time: datetime
+    type: strawberry.auto
+    source: strawberry.auto
+    subject: strawberry.auto
+    time: strawberry.auto
     agency: strawberry.ID
     data: JSON
 
@@ -97,12 +76,8 @@ class Query(ReadinessQuery, FidelityQuery):
 
 
 @strawberry.type
-class Mutation(ReadinessMutation, FidelityMutation):
-    @strawberry.mutation(description="Open a follow-up coaching task for a practitioner (coach or supervisor)")
-    async def open_follow_up(self, info: Ctx, practitioner_id: strawberry.ID, due_on: date, title: str,
-                             idempotency_key: str | None = None) -> CoachingTask:
-        body = {"practitioner_id": str(practitioner_id), "due_on": due_on.isoformat(), "title": title}
-        return CoachingTask.from_rest(await info.context.coaching.post("/v1/tasks", body, idempotency_key))
+class Mutation(CoachingMutation, ReadinessMutation, FidelityMutation):
+    pass
 
 
 @strawberry.type
@@ -113,8 +88,12 @@ class Subscription:
         if str(agency) != principal.agency:
             raise GraphQLError("You can only follow your own agency's events.", extensions={"code": "FORBIDDEN"})
         async for e in info.context.live.stream(str(agency)):
-            yield DomainEvent(id=e["id"], type=e["type"], source=e["source"], subject=e["subject"],
-                              time=datetime.fromisoformat(e["time"]), agency=e["agency"], data=e["data"])
+            try:
+                event = Envelope.model_validate(e)
+            except ValidationError:
+                log.warning("an event that is not a CloudEvent was dropped from the live feed")
+                continue
+            yield DomainEvent.from_rest(event)
 
 
 class GatewaySchema(strawberry.Schema):

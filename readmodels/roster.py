@@ -8,6 +8,7 @@ It lives in the kernel because it is the same table and the same three handlers 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, MetaData, String, Table, and_, bindparam, case, select
@@ -15,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.readiness import StaffMemberJoined, StaffMemberLeft, StaffRoleChanged
-from trellis.bus import Handlers
+from trellis.bus import Batch, Handlers
 from trellis.db import UTCDateTime, utcnow
 from trellis.envelope import Envelope
 from trellis.problems import field_error
@@ -60,8 +61,10 @@ class Roster:
     def _key(self, agency: str, person: str) -> Any:
         return and_(self.t.c.agency_id == agency, self.t.c.person_id == person)
 
-    async def member(self, session: AsyncSession, agency: str, person: str) -> Member | None:
-        row = (await session.execute(select(self.t).where(self._key(agency, person)))).mappings().one_or_none()
+    async def member(self, session: AsyncSession, agency: str, person: str, *, lock: bool = False) -> Member | None:
+        """`lock`: also take the person's row lock (FOR UPDATE), in the same round trip."""
+        stmt = select(self.t).where(self._key(agency, person))
+        row = (await session.execute(stmt.with_for_update() if lock else stmt)).mappings().one_or_none()
         if row is None:
             return None
         return Member(row["person_id"], frozenset(row["roles"]), row["team_id"], row["status"] == "active")
@@ -73,10 +76,11 @@ class Roster:
         return [p for p, roles in rows if role is None or role in roles]
 
     async def check_active(
-        self, session: AsyncSession, agency: str, person: str, field: str, *, what: str = "person"
+        self, session: AsyncSession, agency: str, person: str, field: str, *, what: str = "person",
+        lock: bool = False,
     ) -> list[dict[str, Any]]:
         """[] when `person` is active staff of `agency`, else one field error saying why."""
-        m = await self.member(session, agency, person)
+        m = await self.member(session, agency, person, lock=lock)
         if m is None:
             msg = (f"{person} is not on your agency's roster (if they were added in the last few seconds, "
                    "try again shortly)")
@@ -103,27 +107,50 @@ class Roster:
                 index_elements=[self.t.c.agency_id, self.t.c.person_id], set_=changes)
         return self._statements[key]
 
+    def _row(self, env: Envelope, person: str, values: dict[str, Any], aspects: tuple[str, ...],
+             now: datetime) -> dict[str, Any]:
+        row: dict[str, Any] = {"agency_id": env.agency, "person_id": person, "roles": [], "team_id": None,
+                               "status": "active", "status_event_id": "", "roles_event_id": "",
+                               "updated_at": now, **values}
+        return row | {f"{a}_event_id": env.id for a in aspects}
+
     async def apply(self, session: AsyncSession, env: Envelope, person: str, values: dict[str, Any]) -> None:
         """Upsert what `env` says about `person`, per aspect (status; roles with team), unless a newer
         event already shaped that aspect. One statement, so concurrent consumers cannot collide."""
-        aspects = tuple(a for a, columns in ASPECTS.items() if columns[0] in values)
-        row: dict[str, Any] = {"agency_id": env.agency, "person_id": person, "roles": [], "team_id": None,
-                               "status": "active", "status_event_id": "", "roles_event_id": "",
-                               "updated_at": utcnow(), **values}
-        row |= {f"{a}_event_id": env.id for a in aspects}
+        await self.apply_many(session, [(env, person, values)])
+
+    async def apply_many(self, session: AsyncSession, changes: list[tuple[Envelope, str, dict[str, Any]]]) -> None:
+        """apply() for a whole batch: one executemany upsert per kind of change.
+
+        Within the batch only the newest event per person and kind is kept (the same rule the
+        statement applies against the stored row), so one statement never touches a row twice.
+        """
+        newest: dict[tuple[tuple[str, ...], str, str], tuple[Envelope, str, dict[str, Any]]] = {}
+        for env, person, values in changes:
+            aspects = tuple(a for a, columns in ASPECTS.items() if columns[0] in values)
+            key = (aspects, env.agency, person)
+            if key not in newest or newest[key][0].id < env.id:
+                newest[key] = (env, person, values)
+        by_aspects: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        now = utcnow()
+        for (aspects, _, _), (env, person, values) in newest.items():
+            by_aspects.setdefault(aspects, []).append(self._row(env, person, values, aspects, now))
         dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-        await session.execute(self._upsert(dialect, aspects), row)
+        for aspects, rows in by_aspects.items():
+            await session.execute(self._upsert(dialect, aspects), rows)
 
     def register(self, handlers: Handlers) -> None:
-        @handlers.on(StaffMemberJoined, "roster-joined")
-        async def joined(env: Envelope, e: StaffMemberJoined, session: AsyncSession) -> None:
-            await self.apply(session, env, e.staff_id,
-                             {"status": "active", "roles": sorted(e.roles), "team_id": e.team_id})
+        # Batch-aware: a 5,000-person import arrives as a few fetches, each one upsert statement.
+        @handlers.on_batch(StaffMemberJoined, "roster-joined")
+        async def joined(uow: AsyncSession, events: Batch[StaffMemberJoined]) -> None:
+            await self.apply_many(uow, [(env, e.staff_id, {"status": "active", "roles": sorted(e.roles),
+                                                           "team_id": e.team_id}) for env, e in events])
 
-        @handlers.on(StaffMemberLeft, "roster-left")
-        async def left(env: Envelope, e: StaffMemberLeft, session: AsyncSession) -> None:
-            await self.apply(session, env, e.staff_id, {"status": "left"})
+        @handlers.on_batch(StaffMemberLeft, "roster-left")
+        async def left(uow: AsyncSession, events: Batch[StaffMemberLeft]) -> None:
+            await self.apply_many(uow, [(env, e.staff_id, {"status": "left"}) for env, e in events])
 
-        @handlers.on(StaffRoleChanged, "roster-roles")
-        async def roles_changed(env: Envelope, e: StaffRoleChanged, session: AsyncSession) -> None:
-            await self.apply(session, env, e.staff_id, {"roles": sorted(e.roles), "team_id": e.team_id})
+        @handlers.on_batch(StaffRoleChanged, "roster-roles")
+        async def roles_changed(uow: AsyncSession, events: Batch[StaffRoleChanged]) -> None:
+            await self.apply_many(uow, [(env, e.staff_id, {"roles": sorted(e.roles), "team_id": e.team_id})
+                                        for env, e in events])

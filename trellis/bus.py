@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import logging
 import traceback
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar, overload
 
-from faststream import AckPolicy
+from faststream import AckPolicy, Context
 from faststream.nats import JStream, NatsBroker, PullSub
-from faststream.nats.annotations import NatsMessage
+from faststream.nats.message import NatsBatchMessage, NatsMessage
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from nats import errors as nats_errors
 from nats.js.api import ConsumerConfig, DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
@@ -20,17 +21,18 @@ from nats.js.errors import NotFoundError
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from trellis import inbox
-from trellis.db import buffer_events, flush_staged, set_agency, stamp_new_rows
+from trellis.db import UnitOfWork, buffer_events, flush_staged, set_agency, stamp_new_rows
 from trellis.envelope import Envelope, EventPayload
 from trellis.settings import Settings
 
 if TYPE_CHECKING:
     from nats.js.client import JetStreamContext
-    from opentelemetry.trace import TracerProvider
+    from opentelemetry.trace import Span, TracerProvider
 
     from trellis.db import Database
     from trellis.metrics import Metrics
@@ -39,6 +41,7 @@ log = logging.getLogger("trellis.bus")
 
 DOMAIN_STREAMS = {d.upper(): [f"{d}.>"] for d in ("readiness", "learning", "coaching", "fidelity", "community")}
 DLQ_STREAM = "DLQ"
+DRAIN_S = 1.0  # bounds fetching what waits behind a batch's first message (it ends at the server's "no more")
 
 
 class PermanentError(Exception):
@@ -46,13 +49,50 @@ class PermanentError(Exception):
 
 
 HandlerFn = Callable[[Envelope, Any, AsyncSession], Awaitable[None]]
+P = TypeVar("P")
+
+
+class Batch(Sequence[tuple[Envelope, P]], Generic[P]):
+    """The new events of one group, in delivery order, as `(envelope, payload)` pairs.
+
+    Iterating continues each event's trace while the loop body runs, so what a handler emits for an
+    event carries that event's trace (the group's own statements run in the first event's trace).
+    """
+
+    def __init__(self, events: list[tuple[Envelope, P, otel_context.Context]]) -> None:
+        self._events = events
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    @overload
+    def __getitem__(self, i: int) -> tuple[Envelope, P]: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[tuple[Envelope, P]]: ...
+    def __getitem__(self, i: int | slice) -> tuple[Envelope, P] | list[tuple[Envelope, P]]:
+        if isinstance(i, slice):
+            return [(env, payload) for env, payload, _ in self._events[i]]
+        env, payload, _ = self._events[i]
+        return env, payload
+
+    def __iter__(self) -> Iterator[tuple[Envelope, P]]:
+        for env, payload, trace_ctx in self._events:
+            token = otel_context.attach(trace_ctx)
+            try:
+                yield env, payload
+            finally:
+                otel_context.detach(token)
+
+
+BatchFn = Callable[[UnitOfWork, Batch[Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class HandlerSpec:
     name: str
     event: type[EventPayload]
-    fn: HandlerFn
+    fn: HandlerFn | None = None
+    batch_fn: BatchFn | None = None
 
     @property
     def subject(self) -> str:
@@ -62,10 +102,21 @@ class HandlerSpec:
     def stream(self) -> str:
         return self.event.domain.upper()
 
+    @property
+    def function_name(self) -> str:
+        return (self.batch_fn or self.fn).__name__  # type: ignore[union-attr]
+
 
 @dataclass
 class Handlers:
-    """What a service's handlers.py exports: `@handlers.on(EventModel, "name")`."""
+    """What a service's handlers.py exports.
+
+    `@handlers.on(EventModel, "name")` handles one event at a time: `(env, payload, uow)`, with the
+    event's agency in scope. `@handlers.on_batch(EventModel, "name")` handles every new event of a
+    fetch at once: `(uow, batch)`, for multi-row writes where volume calls for it. A batch may hold
+    several agencies, so no agency is in scope (tenant reads fail closed): rows and `uow.emit` name
+    the event's agency explicitly, and an ORM row added without one is refused.
+    """
 
     specs: list[HandlerSpec] = field(default_factory=list)
 
@@ -76,12 +127,20 @@ class Handlers:
 
         return register
 
+    def on_batch(self, event: type[EventPayload], name: str) -> Callable[[BatchFn], BatchFn]:
+        def register(fn: BatchFn) -> BatchFn:
+            self.specs.append(HandlerSpec(name=name, event=event, batch_fn=fn))
+            return fn
+
+        return register
+
 
 def build_broker(
     settings: Settings, tracer_provider: TracerProvider | None = None, *, on_reconnect: Callable[[], None] | None = None
 ) -> NatsBroker:
-    # Consumer spans only when something records them: the middleware costs a third of a
-    # consumer's CPU. Without it GroupCommit still continues each event's trace from its headers.
+    # Spans only when something records them. The middleware gives DLQ publishes their span; consumer
+    # spans per event come from GroupCommit (FastStream's one span per batch starts a trace of its own).
+    # Without a recorder GroupCommit still continues each event's trace from its headers.
     recording = isinstance(tracer_provider, SdkTracerProvider)
     quiet_fetch_timeouts()
 
@@ -106,12 +165,17 @@ def build_broker(
 
 
 def quiet_fetch_timeouts() -> None:
-    """An idle pull consumer's fetch times out every second; that is no error.
+    """Two fixes to pull `fetch`, made once on the class before any consumer's first fetch.
 
-    nats-py 2.15+ raises the builtin TimeoutError from `fetch`, while FastStream 0.7.8 suppresses
-    only `nats.errors.TimeoutError` (its subclass), so each idle second restarted the consume task
-    with an ERROR and a traceback. Re-raise the builtin as the nats one, which FastStream expects.
-    Done once, on the class, before any consumer's first fetch.
+    Timeouts: an idle consumer's fetch times out every wait; that is no error. nats-py 2.15+ raises
+    the builtin TimeoutError, while FastStream 0.7.8 suppresses only `nats.errors.TimeoutError` (its
+    subclass), so each idle wait restarted the consume task with an ERROR. Re-raise it as the nats one.
+
+    Batches: FastStream's batch subscriber fetches again and again until the batch is full or its
+    timeout ends, so a lone event waited out the whole timeout. Here a batch fetch lingers only for its
+    first message, then takes what the server already holds behind it, and when that left the batch
+    short, FastStream's next top-up ends at once: the partial batch is handled now.
+    An idle consumer still asks the server once per timeout, not in a busy loop.
     """
     from nats.js.client import JetStreamContext
 
@@ -120,9 +184,22 @@ def quiet_fetch_timeouts() -> None:
         return
     original = pull.fetch
 
-    async def fetch(self: Any, *args: Any, **kwargs: Any) -> Any:
+    async def fetch(self: Any, batch: int = 1, timeout: float | None = 5, heartbeat: float | None = None) -> Any:
         try:
-            return await original(self, *args, **kwargs)
+            if batch <= 1:
+                return await original(self, batch, timeout, heartbeat)
+            if getattr(self, "_trellis_short", False):
+                self._trellis_short = False
+                raise nats_errors.TimeoutError  # FastStream's top-up of a short batch: hand it over now
+            msgs = await original(self, 1, timeout, heartbeat)
+            # The first message says how many wait behind it: only then fetch more (a no-wait pull that
+            # ends when the server has sent what it holds), never a lingering one.
+            waiting = msgs[0].metadata.num_pending if msgs and msgs[0].metadata else 0
+            if waiting:
+                with contextlib.suppress(TimeoutError):
+                    msgs += await original(self, min(batch - 1, waiting), DRAIN_S)
+            self._trellis_short = len(msgs) < batch
+            return msgs
         except nats_errors.TimeoutError:
             raise
         except TimeoutError as e:
@@ -191,6 +268,7 @@ class ConsumerContext:
     broker: NatsBroker
     settings: Settings
     metrics: Metrics
+    tracer_provider: TracerProvider | None = None
 
 
 def consumer_name(service: str, handler: str) -> str:
@@ -198,7 +276,7 @@ def consumer_name(service: str, handler: str) -> str:
 
 
 def register_handlers(ctx: ConsumerContext, handlers: Handlers) -> list[tuple[str, str]]:
-    """Subscribe every handler as a durable pull consumer. Returns (durable, stream) pairs."""
+    """Subscribe every handler as a durable batch pull consumer. Returns (durable, stream) pairs."""
     names = []
     for spec in handlers.specs:
         durable = consumer_name(ctx.service, spec.name)
@@ -208,125 +286,126 @@ def register_handlers(ctx: ConsumerContext, handlers: Handlers) -> list[tuple[st
             # The bound is enforced here, not by the server: a server-side max_deliver would
             # silently drop the message if the DLQ publish failed on the last attempt.
             max_deliver=-1,
-            max_ack_pending=1000,
+            max_ack_pending=max(1000, 2 * ctx.settings.consumer_batch_size),
         )
-
         ctx.broker.subscriber(
             spec.subject,
             stream=JStream(spec.stream, declare=False),
             durable=durable,
             config=config,
-            pull_sub=PullSub(batch_size=64, timeout=1.0),
-            ack_policy=AckPolicy.NACK_ON_ERROR,
+            # One fetch reaches the handler as one list. MANUAL: the kernel settles each message
+            # itself, acked after the group's commit or retried/dead-lettered alone.
+            pull_sub=PullSub(batch_size=ctx.settings.consumer_batch_size,
+                             timeout=ctx.settings.consumer_batch_wait_s, batch=True),
+            ack_policy=AckPolicy.MANUAL,
             decoder=_undecoded,
-        )(_on_message(ctx, spec, durable))
+        )(_on_batch(GroupCommit(ctx, spec, durable)))
     return names
 
 
-async def _undecoded(msg: Any) -> bytes:
-    # The kernel decodes the CloudEvent itself; FastStream's JSON decode would be wasted work.
-    return msg.body  # type: ignore[no-any-return]
+async def _undecoded(msg: Any) -> Any:
+    # The kernel decodes each CloudEvent itself; FastStream's JSON decode would be wasted work.
+    return msg.body
 
 
-def _on_message(ctx: ConsumerContext, spec: HandlerSpec, durable: str) -> Callable[..., Awaitable[None]]:
-    # Only the message is injected: the kernel decodes the body itself, so a malformed
-    # one reaches the DLQ instead of failing inside FastStream before any handler runs.
-    group = GroupCommit(ctx, spec, durable)
+def _on_batch(group: GroupCommit) -> Callable[..., Awaitable[None]]:
+    # Only the message is injected: the kernel decodes the bodies itself, so a malformed one
+    # reaches the DLQ instead of failing inside FastStream before any handler runs.
+    async def on_batch(message: Annotated[NatsBatchMessage, Context("message")]) -> None:
+        await group.handle(message.raw_message)
 
-    async def on_message(msg: NatsMessage) -> None:
-        await group.submit(msg)
-
-    on_message.__name__ = spec.fn.__name__
-    return on_message
+    on_batch.__name__ = group.spec.function_name
+    return on_batch
 
 
-def _trace_context(msg: Any) -> otel_context.Context:
-    """The consumer span's context when the telemetry middleware made one, else the producer's."""
-    if trace.get_current_span().get_span_context().is_valid:
-        return otel_context.get_current()
-    return propagate.extract(msg.raw_message.headers or {})
+def _wrap(raw: Any) -> NatsMessage:
+    """One message of a batch as FastStream's own message, so ack/nack/in_progress behave as usual."""
+    headers = raw.headers or {}
+    msg_id = headers.get("Nats-Msg-Id")  # an id of its own spares FastStream a uuid4 per message
+    return NatsMessage(raw_message=raw, body=raw.data, headers=headers, correlation_id=msg_id, message_id=msg_id)
 
 
 @dataclass
 class _Item:
-    msg: Any
-    done: asyncio.Future[None]
+    msg: NatsMessage
     trace: otel_context.Context
+    span: Span | None = None
     env: Envelope | None = None
     payload: Any = None
 
 
 class GroupCommit:
-    """Messages delivered together (one pull fetch) are handled in one transaction.
+    """A fetch (one batch from FastStream) is handled in one transaction.
 
-    One inbox claim, one outbox insert and one commit serve the whole group, which is what
-    makes a consumer keep up with its stream. If anything in the group fails, it rolls back
+    One inbox claim, one outbox insert and one commit serve the whole group (and a batch-aware
+    handler writes its rows in one statement), which is what makes a consumer keep up with its
+    stream. Each message is acked after the commit. If anything in the group fails, it rolls back
     and each message is handled alone by process(), with the usual retries and DLQ.
     """
 
     def __init__(self, ctx: ConsumerContext, spec: HandlerSpec, durable: str) -> None:
         self.ctx, self.spec, self.durable = ctx, spec, durable
-        self.pending: list[_Item] = []
-        self.leading = False
+        # A span per message only when something records them (see build_broker): FastStream's
+        # own batch span starts a new trace, while each event belongs to its producer's.
+        recording = isinstance(ctx.tracer_provider, SdkTracerProvider)
+        self.tracer = trace.get_tracer("trellis.bus", tracer_provider=ctx.tracer_provider) if recording else None
 
-    async def submit(self, msg: Any) -> None:
-        item = _Item(msg, asyncio.get_running_loop().create_future(), _trace_context(msg))
-        self.pending.append(item)
-        if not self.leading:
-            self.leading = True
-            try:
-                await self._gather()
-                while self.pending:
-                    group, self.pending = self.pending, []
-                    await self._handle(group)
-            finally:
-                self.leading = False
-                stranded, self.pending = self.pending, []  # non-empty only if this task failed
-                for left in stranded:
-                    left.done.set_exception(RuntimeError("consumer stopping"))  # FastStream NAKs it
-        await item.done
+    async def handle(self, raws: list[Any]) -> None:
+        items = [self._item(raw) for raw in raws]
+        try:
+            await self._handle(items)
+        except BaseException:
+            # Stopping (or a kernel bug): what is not settled yet is redelivered at once.
+            for item in items:
+                if item.msg.committed is None:
+                    with contextlib.suppress(Exception):
+                        await item.msg.nack()
+            raise
+        finally:
+            for item in items:
+                if item.span is not None:
+                    item.span.end()
 
-    async def _gather(self, quiet_turns: int = 3, max_turns: int = 64) -> None:
-        """Let the rest of the fetch join: each message needs a few loop turns to get here
-        through FastStream, so wait until several turns in a row bring nothing new."""
-        quiet = 0
-        for _ in range(max_turns):
-            before = len(self.pending)
-            await asyncio.sleep(0)
-            quiet = quiet + 1 if len(self.pending) == before else 0
-            if quiet >= quiet_turns:
-                return
+    def _item(self, raw: Any) -> _Item:
+        parent = propagate.extract(raw.headers or {})
+        if self.tracer is None:
+            return _Item(_wrap(raw), parent)
+        span = self.tracer.start_span(
+            f"{raw.subject} process", context=parent, kind=SpanKind.CONSUMER,
+            attributes={"messaging.system": "nats", "messaging.destination.name": raw.subject,
+                        "messaging.operation": "process", "messaging.consumer.group.name": self.durable})
+        return _Item(_wrap(raw), trace.set_span_in_context(span, parent), span)
 
     async def _handle(self, group: list[_Item]) -> None:
+        ready = [i for i in group if self._decode(i)]
+        for item in group:
+            if item.env is None:  # malformed or another version: process() deals with it alone
+                await self._alone(item)
+        if not ready:
+            return
         try:
-            ready = [i for i in group if self._decode(i)]
-            for item in group:
-                if item.env is None:  # malformed or another version: process() deals with it alone
-                    await process(self.ctx, self.spec, self.durable, item.msg)
-                    item.done.set_result(None)
-            if not ready:
-                return
+            outcomes = await bounded(self.ctx, [i.msg.raw_message for i in ready], self._commit(ready))
+        except Exception as exc:  # noqa: BLE001 - the group is retried message by message
+            log.warning("%s: group of %d failed (%r); handling each alone", self.durable, len(ready), exc)
+            for item in ready:
+                await self._alone(item)
+            return
+        for item in ready:
             try:
-                outcomes = await bounded(self.ctx, [i.msg.raw_message for i in ready], self._commit(ready))
-            except Exception as exc:  # noqa: BLE001 - the group is retried message by message
-                log.warning("%s: group of %d failed (%r); handling each alone", self.durable, len(ready), exc)
-                for item in ready:
-                    await process(self.ctx, self.spec, self.durable, item.msg)
-                    item.done.set_result(None)
-                return
-            for item, outcome in zip(ready, outcomes, strict=True):
-                try:
-                    await item.msg.ack()
-                except Exception as exc:  # noqa: BLE001 - redelivered later, then found in the inbox
-                    log.warning("%s: ack failed (%r); the event will be redelivered", self.durable, exc)
-                    with contextlib.suppress(Exception):
-                        await item.msg.nack(delay=(self.ctx.settings.consumer_backoff_s or [1.0])[0])
-                self.ctx.metrics.events_consumed.labels(self.durable, outcome).inc()
-                item.done.set_result(None)
+                await item.msg.ack()
+            except Exception as exc:  # noqa: BLE001 - redelivered later, then found in the inbox
+                log.warning("%s: ack failed (%r); the event will be redelivered", self.durable, exc)
+                with contextlib.suppress(Exception):
+                    await item.msg.nack(delay=(self.ctx.settings.consumer_backoff_s or [1.0])[0])
+        for outcome, count in Counter(outcomes).items():  # one metric update per outcome, not per message
+            self.ctx.metrics.events_consumed.labels(self.durable, outcome).inc(count)
+
+    async def _alone(self, item: _Item) -> None:
+        token = otel_context.attach(item.trace)
+        try:
+            await process(self.ctx, self.spec, self.durable, item.msg)
         finally:
-            for item in group:
-                if not item.done.done():
-                    item.done.set_exception(RuntimeError("message left unhandled"))
+            otel_context.detach(token)
 
     def _decode(self, item: _Item) -> bool:
         try:
@@ -346,24 +425,41 @@ class GroupCommit:
         outcomes = ["duplicate"] * len(ready)
         async with self.ctx.db.unit_of_work() as session:
             new = await inbox.claim_many(session, self.durable, list(first))
+            fresh = [n for event_id, n in first.items() if event_id in new]
             buffer_events(session)
-            for event_id, n in first.items():
-                if event_id not in new:
-                    continue
-                item = ready[n]
-                assert item.env is not None
-                set_agency(session, item.env.agency)
-                token = otel_context.attach(item.trace)  # each event keeps its own trace
-                try:
-                    await self.spec.fn(item.env, item.payload, session)
-                finally:
-                    otel_context.detach(token)
-                stamp_new_rows(session)
+            await _apply(self.spec, session, [(ready[n].env, ready[n].payload, ready[n].trace) for n in fresh])
+            for n in fresh:
                 outcomes[n] = "handled"
-            # Every new row was checked above under its own event's agency.
-            set_agency(session, None, all_agencies=True)
             await flush_staged(session)
         return outcomes
+
+
+async def _apply(spec: HandlerSpec, session: UnitOfWork, events: list[tuple[Any, Any, otel_context.Context]]) -> None:
+    """Run the handler on new events inside the open transaction, under the tenancy checks."""
+    if not events:
+        return
+    if spec.batch_fn is not None:
+        # Several agencies at once: none in scope, so tenant reads fail closed and every new ORM
+        # row must name its agency (the handler takes it from its event).
+        set_agency(session, None)
+        token = otel_context.attach(events[0][2])  # the group's statements: in the first event's trace
+        try:
+            await spec.batch_fn(session, Batch(events))
+        finally:
+            otel_context.detach(token)
+        stamp_new_rows(session)
+    else:
+        assert spec.fn is not None
+        for env, payload, trace_ctx in events:
+            set_agency(session, env.agency)
+            token = otel_context.attach(trace_ctx)  # each event keeps its own trace
+            try:
+                await spec.fn(env, payload, session)
+            finally:
+                otel_context.detach(token)
+            stamp_new_rows(session)
+    # Every new row was checked above under its own event's agency.
+    set_agency(session, None, all_agencies=True)
 
 
 async def bounded(ctx: ConsumerContext, raws: list[Any], work: Awaitable[Any]) -> Any:
@@ -427,7 +523,11 @@ async def _handle_one(ctx: ConsumerContext, spec: HandlerSpec, durable: str, env
     async with ctx.db.unit_of_work(agency=env.agency) as session:
         if not await inbox.claim(session, durable, env.id):
             return "duplicate"
-        await spec.fn(env, payload, session)
+        if spec.batch_fn is not None:  # a batch of one, under the same rules as a whole batch
+            await _apply(spec, session, [(env, payload, otel_context.get_current())])
+        else:
+            assert spec.fn is not None
+            await spec.fn(env, payload, session)
         return "handled"
 
 

@@ -14,15 +14,19 @@ _CLAIM = {
 }
 
 
+# executemany with RETURNING: SQLAlchemy sends it as multi-row INSERTs ("insertmanyvalues") from one
+# cached compiled statement; `.values(rows)` would compile a new statement for every batch.
+_CLAIM_MANY = {dialect: stmt.returning(inbox.c.event_id) for dialect, stmt in _CLAIM.items()}
+
+
 async def claim_many(session: AsyncSession, consumer: str, event_ids: list[str]) -> set[str]:
-    """Record many event ids in one statement; returns those not processed before."""
+    """Record many event ids at once; returns those not processed before."""
     if not event_ids:
         return set()
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     now = utcnow()
     rows = [{"consumer": consumer, "event_id": e, "processed_at": now} for e in event_ids]
-    stmt = _CLAIM[dialect].values(rows).returning(inbox.c.event_id)
-    return set((await session.execute(stmt)).scalars().all())
+    return set((await session.execute(_CLAIM_MANY[dialect], rows)).scalars().all())
 
 
 async def claim(session: AsyncSession, consumer: str, event_id: str) -> bool:

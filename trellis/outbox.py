@@ -24,6 +24,9 @@ from trellis.db import Database, outbox, utcnow
 log = logging.getLogger("trellis.outbox")
 
 Publish = Callable[[str, bytes, dict[str, str]], Awaitable[Any]]
+# A lost leadership lock is noticed within this long (plus one drain); the next leader's copies of
+# anything published twice meanwhile are dropped by JetStream's duplicate window (Nats-Msg-Id).
+LEADERSHIP_RECHECK_S = 0.1
 
 
 @dataclass
@@ -125,6 +128,7 @@ class OutboxRelay:
         self.on_parked = on_parked
         self.leadership = leadership or (AlwaysLeader() if db.is_sqlite else PgLeadership(db))
         self._stopping = False
+        self._checked_at = float("-inf")
 
     async def run(self) -> None:
         backoff = 0.05
@@ -134,8 +138,8 @@ class OutboxRelay:
                     await self._wait(self.poll_s)
                     continue
                 try:
-                    # Leadership is checked on every loop: a lost lock (dropped connection) stops us.
-                    while not self._stopping and await self.leadership.held():
+                    # Leadership is rechecked as the relay goes: a lost lock (dropped connection) stops it.
+                    while not self._stopping and await self._still_leader():
                         done = await self.drain_once()
                         if done.outage:
                             await self._wait(backoff)  # a reconnect or a commit wakes it early
@@ -153,6 +157,15 @@ class OutboxRelay:
                 log.exception("outbox relay error; retrying in %.1fs", backoff)
                 await self._wait(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
+
+    async def _still_leader(self) -> bool:
+        """At most one check per LEADERSHIP_RECHECK_S: a check per drain was a round trip per request."""
+        now = asyncio.get_running_loop().time()
+        if now - self._checked_at < LEADERSHIP_RECHECK_S:
+            return True
+        held = await self.leadership.held()
+        self._checked_at = now if held else float("-inf")
+        return held
 
     def stop(self) -> None:
         self._stopping = True
@@ -279,9 +292,9 @@ class PgLeadership:
 
     async def acquire(self) -> bool:
         await self.release()
-        self.conn = await self.db.engine.connect()
+        # Autocommit: a session-level lock needs no transaction, and each check is one round trip.
+        self.conn = await (await self.db.engine.connect()).execution_options(isolation_level="AUTOCOMMIT")
         got = (await self.conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.KEY})).scalar()
-        await self.conn.commit()
         if not got:
             await self.release()
         return bool(got)
@@ -294,7 +307,6 @@ class PgLeadership:
             mine = (await self.conn.execute(text(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
                 " AND classid = 0 AND objid = :k AND objsubid = 1 AND granted"), {"k": self.KEY})).scalar()
-            await self.conn.commit()
         except Exception as e:  # noqa: BLE001 - any failure means the lock cannot be vouched for
             log.warning("outbox relay: leadership lost (%r)", e)
             return False
@@ -307,7 +319,6 @@ class PgLeadership:
         try:
             with contextlib.suppress(Exception):
                 await conn.execute(text("SELECT pg_advisory_unlock_all()"))
-                await conn.commit()
         finally:
             with contextlib.suppress(Exception):
                 await conn.close()

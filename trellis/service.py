@@ -18,6 +18,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from opentelemetry.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trellis import docs_ui, housekeeping, openapi, problems, telemetry
 from trellis.auth import TokenVerifier
@@ -119,7 +120,8 @@ def create_service(
         broker = build_broker(settings, provider, on_reconnect=db.outbox_signal.set)
         app.state.db, app.state.metrics, app.state.broker = db, metrics, broker
         telemetry.instrument_engine(db.engine, provider)
-        ctx = ConsumerContext(service=name, db=db, broker=broker, settings=settings, metrics=metrics)
+        ctx = ConsumerContext(service=name, db=db, broker=broker, settings=settings, metrics=metrics,
+                              tracer_provider=provider)
         app.state.consumers = register_handlers(ctx, handlers)
         relay = OutboxRelay(db, relay_publisher(broker), batch=settings.outbox_batch, poll_s=settings.outbox_poll_s,
                             linger_s=settings.outbox_linger_s, max_attempts=settings.outbox_max_attempts,
@@ -158,23 +160,44 @@ def create_service(
     telemetry.instrument_app(app, provider)
     app.add_middleware(IdempotencyMiddleware)
 
-    @app.middleware("http")
-    async def count_requests(request: Request, call_next: Any) -> Response:
-        start = time.perf_counter()
-        response: Response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        m: Metrics | None = getattr(request.app.state, "metrics", None)
-        if m is not None:
-            m.http_requests.labels(request.method, path, str(response.status_code)).inc()
-            m.http_latency.labels(request.method, path).observe(time.perf_counter() - start)
-        return response
+    app.add_middleware(RequestMetrics)
 
     # Added last, so outermost: body limits apply before idempotency, auth and parsing.
     app.add_middleware(BodyLimitMiddleware, settings=settings)
     app.include_router(router)
     app.include_router(ops_router())
     return app
+
+
+class RequestMetrics:
+    """Counts and times requests per route template.
+
+    Pure ASGI: `@app.middleware("http")` (BaseHTTPMiddleware) runs every request in its own task with
+    memory streams, which cost more than the counting itself.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, send_status)
+        m: Metrics | None = getattr(scope["app"].state, "metrics", None)
+        if m is not None:
+            path = getattr(scope.get("route"), "path", "unmatched")  # the template, set by routing
+            m.http_requests.labels(scope["method"], path, str(status)).inc()
+            m.http_latency.labels(scope["method"], path).observe(time.perf_counter() - start)
 
 
 async def start_messaging(name: str, broker: Any, relay: OutboxRelay, settings: Settings) -> asyncio.Task[None]:

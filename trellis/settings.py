@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     consumer_ack_wait_s: float = 30.0
     # A handler running longer than this fails (and is retried); the message is kept alive meanwhile.
     consumer_handler_timeout_s: float = 60.0
+    # One pull fetch is handled in one transaction: up to this many messages, whatever has arrived
+    # (a lone event is not held back to fill a batch). An idle consumer asks the server this often.
+    consumer_batch_size: int = 256
+    consumer_batch_wait_s: float = 1.0
     # PostgreSQL: waiting on a row lock, or one statement, fails after this long instead of stalling.
     db_lock_timeout_ms: int = 5000
     db_statement_timeout_ms: int = 30000

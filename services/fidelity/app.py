@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from services.fidelity.api import router
 from services.fidelity.handlers import handlers
-from services.fidelity.workflows import sweep_certifications
+from services.fidelity.usecases import sweep_certifications
 from trellis.housekeeping import Chore
 from trellis.service import ServiceSpec, create_service
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, RootModel, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from services.fidelity.domain import KINDS, OBSERVATION_KINDS, SETTINGS
 from trellis.inputs import Bool, Day, Int, Number
@@ -85,6 +86,42 @@ class InstrumentOut(BaseModel):
     retired_at: datetime | None
 
 
+class ItemScoreIn(BaseModel):
+    """One item's score: `scores` takes a list of these (GraphQL's shape) as well as `{item: score}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item: str = Field(min_length=1, max_length=64, description="The item's key")
+    score: Int
+
+
+class ScoreList(RootModel[Annotated[list[ItemScoreIn], Field(max_length=200)]]):
+    """The list form of `scores`: one entry per item, each item at most once."""
+
+
+def _scores_from_list(v: object) -> object:
+    """`[{item, score}]` -> `{item: score}`. Errors keep their place in the list (`scores.2.score`), and an
+    item given twice is refused, since the object form cannot carry it."""
+    if not isinstance(v, list):
+        return v
+    entries = ScoreList.model_validate(v).root
+    scores: dict[str, int] = {}
+    twice: list[InitErrorDetails] = []
+    for i, e in enumerate(entries):
+        if e.item in scores:
+            twice.append({"type": PydanticCustomError("duplicate_item", "item '{item}' is scored twice",
+                                                      {"item": e.item}), "loc": (i, "item"), "input": e.item})
+        scores.setdefault(e.item, e.score)
+    if twice:
+        raise ValidationError.from_exception_data("scores", twice)
+    return scores
+
+
+# Item key -> score, given as an object or as a list of {item, score}; use cases always see the object.
+Scores = Annotated[dict[str, Int], BeforeValidator(
+    _scores_from_list, json_schema_input_type=Annotated[dict[str, Int], Field(max_length=200)] | ScoreList)]
+
+
 class ObservationIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "practitioner_id": "0190a000-0000-7000-8000-0000000000a1",
@@ -100,7 +137,8 @@ class ObservationIn(BaseModel):
     observed_on: Day
     setting: Setting = Field(description=f"One of: {', '.join(SETTINGS)}")
     kind: ObservationKind = Field(default="live_observation", description=f"One of: {', '.join(OBSERVATION_KINDS)}")
-    scores: dict[str, Int] = Field(description="Item key → score on the item's scale", max_length=200)
+    scores: Scores = Field(description="Item key → score on the item's scale; or a list of {item, score}",
+                           max_length=200)
     notes: str = Field(default="", max_length=10_000)
 
 
@@ -138,7 +176,8 @@ class InstrumentPage(BaseModel):
 class AmendmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    scores: dict[str, Int] = Field(description="The complete corrected scores", max_length=200)
+    scores: Scores = Field(description="The complete corrected scores; an object or a list of {item, score}",
+                           max_length=200)
     reason: str = Field(min_length=3, max_length=2000, description="Why; must not identify families")
     notes: str | None = Field(default=None, max_length=10_000)
 
@@ -222,7 +261,7 @@ class ReferenceIn(BaseModel):
     instrument_id: UUID
     title: str = Field(min_length=1, max_length=200)
     reference_rater: str = Field(min_length=1, max_length=200, description="Who master-coded it")
-    scores: dict[str, Int] = Field(max_length=200)
+    scores: Scores = Field(max_length=200)
 
 
 class ReferenceOut(BaseModel):
@@ -246,7 +285,7 @@ class CalibrationIn(BaseModel):
 
     reference_id: UUID | None = Field(default=None, description="A reference recording to score")
     observation_id: UUID | None = Field(default=None, description="Or a live observation to double-code")
-    scores: dict[str, Int] = Field(max_length=200)
+    scores: Scores = Field(max_length=200)
 
 
 class CalibrationOut(BaseModel):

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from services.readiness.api import router
 from services.readiness.handlers import handlers
-from services.readiness.workflows import sweep_stages
+from services.readiness.usecases import sweep_stages
 from trellis.housekeeping import Chore
 from trellis.service import ServiceSpec, create_service
 

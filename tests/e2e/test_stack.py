@@ -377,13 +377,14 @@ class EventFeed:
 
     async def until_live(self, timeout: float = 10.0) -> None:
         """graphql-transport-ws has no subscribe ack: publish probes on the agency's live subject until one
-        comes back, so nothing recorded afterwards can be missed. Subject `e2eprobe.*` is in no stream."""
+        comes back, so nothing recorded afterwards can be missed. Subject `e2eprobe.*` is in no stream; the type
+        is a valid CloudEvent type, since the live feed drops anything else."""
         nc = await nats.connect(self.stack.nats_url)
         try:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 probe = str(uuid.uuid4())
-                envelope = {"id": probe, "type": "e2eprobe.Probe.v1", "source": "tests/e2e", "subject": probe,
+                envelope = {"id": probe, "type": "eprobe.Probe.v1", "source": "tests/e2e", "subject": probe,
                             "time": "2026-01-01T00:00:00+00:00", "agency": self.agency, "data": {}}
                 await nc.publish(f"e2eprobe.Probe.{self.agency}", json.dumps(envelope).encode())
                 await nc.flush()
@@ -556,7 +557,7 @@ async def test_another_agency_sees_nothing_of_the_demo_agency(stack: Stack) -> N
             await demo.wait_for(lambda evs: about(obs_id, "coaching.CoachingTaskOpened.v1")(evs))
             while await own.receive(0.5) is not None:
                 pass
-            leaked = [e for e in own.events() if e["type"] != "e2eprobe.Probe.v1"]
+            leaked = [e for e in own.events() if e["type"] != "eprobe.Probe.v1"]
             assert not leaked, f"agency B received the demo agency's events: {leaked}"
 
         while (msg := await refused.receive(0.2)) is not None:

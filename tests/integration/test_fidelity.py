@@ -20,7 +20,7 @@ from contracts.readiness import StaffMemberJoined
 from services.fidelity.domain import MIIWRAP_PRACTICE_V1, SEEDED_REFERENCES, add_months
 from services.fidelity.models import ROSTER as FIDELITY_ROSTER
 from services.fidelity.models import Calibration, InstrumentRow, Observation, PolicyRow, TimelineEntry
-from services.fidelity.workflows import sweep_certifications
+from services.fidelity.usecases import sweep_certifications
 from tests.conftest import make_settings
 from tests.stack import INSTRUMENT, Clock, Stack, eventually, full_scores, observation, problem, running_stack
 from tests.support import NatsServer

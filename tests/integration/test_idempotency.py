@@ -68,7 +68,7 @@ async def test_a_failure_before_commit_leaves_a_clean_slate(st: Stack, monkeypat
     agency = str(uuid.uuid4())
     (person,) = await st.staffed(agency)
     headers = (await st.observer(agency)) | {"Idempotency-Key": "crash-before-commit"}
-    from services.fidelity import workflows
+    from services.fidelity import usecases as workflows
 
     real = workflows.consequences
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from contracts.fidelity import CertificationLapsed, CertificationRevoked, PractitionerCertified
 from services.readiness.domain import READINESS_V1
-from services.readiness.workflows import sweep_stages
+from services.readiness.usecases import sweep_stages
 from tests.stack import Stack, eventually, observation, problem
 from tests.support import NatsServer
 from trellis.db import outbox

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.coaching import handlers as coaching_handlers
+from services.coaching import usecases as coaching_usecases
 from tests.conftest import make_settings
 from tests.integration.test_delivery import CONSUMER, consumed, recorded, task_count
 from tests.stack import eventually, running_stack
@@ -20,14 +20,15 @@ def sqlite_urls(tmp_path: Path) -> dict[str, str]:
 
 
 def slow_for(monkeypatch: pytest.MonkeyPatch, practitioner: str, seconds: float) -> None:
-    real = coaching_handlers.add_event
+    # The handler opens tasks through the use case (a batch at a time): slow it for one practitioner.
+    real = coaching_usecases.open_debrief_tasks
 
-    async def slow_add_event(session, envelope, **kw):  # type: ignore[no-untyped-def]
-        if envelope.data.get("practitioner_id") == practitioner:
+    async def slow_open(uow, events):  # type: ignore[no-untyped-def]
+        if any(obs.practitioner_id == practitioner for _, obs in events):
             await asyncio.sleep(seconds)
-        await real(session, envelope, **kw)
+        return await real(uow, events)
 
-    monkeypatch.setattr(coaching_handlers, "add_event", slow_add_event)
+    monkeypatch.setattr(coaching_usecases, "open_debrief_tasks", slow_open)
 
 
 async def test_a_handler_slower_than_ack_wait_is_not_redelivered(nats_server, tmp_path: Path, monkeypatch):
