@@ -30,7 +30,7 @@ from trellis import telemetry
 
 BENCHES: dict[str, tuple[str, Callable[[Config], Awaitable[list[Figure]]]]] = {
     "publish": ("1. JetStream publish: raw nats-py vs the outbox relay", publish.run),
-    "consume": ("2. JetStream consume: raw FastStream vs the coaching handler with its inbox", consume.run),
+    "consume": ("2. JetStream consume: raw nats-py fetch+ack vs the coaching consumer with its inbox", consume.run),
     "http": ("3. POST /v1/observations on uvicorn", http_api.run),
     "e2e": ("4. Observation → coaching task, end to end", e2e.run),
     "drift": ("5. Drift: one more observation, from 10 to 10,000 prior ones", drift.run),

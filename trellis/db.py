@@ -249,12 +249,6 @@ class UnitOfWork(AsyncSession):
         return env
 
 
-def today(session: AsyncSession) -> date:
-    """The date the session's clock says it is (prefer `uow.today`)."""
-    clock: Callable[[], date] = session.sync_session.info.get("clock", date.today)
-    return clock()
-
-
 # The session of a request that runs in one transaction (see Database.request_transaction).
 _request_session: ContextVar[tuple[Database, UnitOfWork] | None] = ContextVar("trellis_request_session", default=None)
 
