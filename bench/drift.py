@@ -10,7 +10,7 @@ measured in the same rounds.
 
 The histories are built by the same POST up to HTTP_FILL observations a person (the first two certify
 them); past that (10,000 by POST would take minutes) the rest are stored with the write path's own
-drift folding step, `workflows._fold`, BATCH to a transaction.
+drift folding step, `usecases._fold`, BATCH to a transaction.
 
 A second table times the pure rule, `domain.update`, on series states that have folded N scores,
 alone and with the JSON round trip the service does around it.
@@ -32,8 +32,7 @@ from uuid6 import uuid7
 
 from bench.common import Config, Figure, backends, bench_settings, db_url, fmt_ms, nats_server, percentile, say
 from contracts.learning import CourseCompleted
-from services.fidelity import domain
-from services.fidelity import usecases as workflows
+from services.fidelity import domain, usecases
 from services.fidelity.app import create_app as fidelity_app
 from services.fidelity.models import ROSTER, Certification, CourseCompletion, DriftSeries, Observation
 from tests.stack import INSTRUMENT, eventually, publish_joined
@@ -88,12 +87,12 @@ async def history_length(app: FastAPI, agency: str, person: str) -> int:
 async def fill_batched(app: FastAPI, agency: str, person: str, observer: str, count: int, r: random.Random,
                        on: date) -> None:
     """`count` more observations of a certified person, folded into their drift series by the write path's
-    own folding step (workflows._fold: the state update and the chart points), BATCH per transaction."""
+    own folding step (usecases._fold: the state update and the chart points), BATCH per transaction."""
     db = app.state.db
     while count > 0:
         n, count = min(BATCH, count), count - BATCH
         async with db.unit_of_work(agency=agency) as s:
-            series = await workflows._series(s, person, INSTRUMENT_V1.family)
+            series = await usecases._series(s, person, INSTRUMENT_V1.family)
             for _ in range(n):
                 scores = item_scores(r)
                 scored = domain.score(INSTRUMENT_V1, scores)
@@ -103,7 +102,7 @@ async def fill_batched(app: FastAPI, agency: str, person: str, observer: str, co
                                   setting="team_meeting", notes="", item_scores=scores, total_score=scored.total,
                                   competency_scores=scored.competencies, passed=scored.passed, amendments=0,
                                   recorded_on=db.clock(), created_at=utcnow())
-                s.add_all([obs, *workflows._fold(series, obs, INSTRUMENT_V1, certified=True)])
+                s.add_all([obs, *usecases._fold(series, obs, INSTRUMENT_V1, certified=True)])
             s.add_all(series.values())
 
 
@@ -197,7 +196,7 @@ def folded(n: int) -> domain.SeriesState:
 
 
 def per_call(state: domain.SeriesState, stored: bool) -> float:
-    """Seconds per `update` from `state`, bare or with the JSON round trip of workflows._fold."""
+    """Seconds per `update` from `state`, bare or with the JSON round trip of usecases._fold."""
     t = time.perf_counter()
     if stored:
         data = state.to_json()

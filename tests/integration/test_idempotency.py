@@ -68,19 +68,19 @@ async def test_a_failure_before_commit_leaves_a_clean_slate(st: Stack, monkeypat
     agency = str(uuid.uuid4())
     (person,) = await st.staffed(agency)
     headers = (await st.observer(agency)) | {"Idempotency-Key": "crash-before-commit"}
-    from services.fidelity import usecases as workflows
+    from services.fidelity import usecases
 
-    real = workflows.consequences
+    real = usecases.consequences
 
     async def boom(*a, **kw):
         await real(*a, **kw)  # the observation and its event are staged, then the process fails
         raise RuntimeError("injected failure before commit")
 
-    monkeypatch.setattr(workflows, "consequences", boom)
+    monkeypatch.setattr(usecases, "consequences", boom)
     with pytest.raises(RuntimeError):
         await st.fidelity.post("/v1/observations", json=observation(person), headers=headers)
     assert await observations_of(st, agency) == []
-    monkeypatch.setattr(workflows, "consequences", real)
+    monkeypatch.setattr(usecases, "consequences", real)
     retry = await st.fidelity.post("/v1/observations", json=observation(person), headers=headers)
     assert retry.status_code == 201 and "idempotent-replayed" not in retry.headers
     assert await observations_of(st, agency) == [retry.json()["id"]]
