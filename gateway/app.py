@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx
-from fastapi import FastAPI, Request, WebSocket
+from fastapi import APIRouter, FastAPI, Request, WebSocket
+from fastapi.responses import JSONResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gateway.clients import Budget, ServiceClient
 from gateway.context import Context
+from gateway.graphiql import OfflineGraphQLRouter
 from gateway.live import LiveEvents
 from gateway.schema import build_schema
 from gateway.settings import GatewaySettings
 from trellis import telemetry
 from trellis.auth import TokenVerifier
-from trellis.docs_ui import OfflineGraphQLRouter, offline_fastapi
+from trellis.docs_ui import offline_fastapi
 from trellis.limits import BodyLimitMiddleware
-from trellis.service import ops_router_basic
 from trellis.settings import Settings, get_settings, service_settings
 
 
@@ -65,7 +66,24 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
     graphql = OfflineGraphQLRouter(build_schema(limits), context_getter=context,
                                    subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL])
     app.include_router(graphql, prefix="/graphql")
-    app.include_router(ops_router_basic(lambda: live.nc is not None and live.nc.is_connected))
+    app.include_router(health_router(lambda: live.nc is not None and live.nc.is_connected))
     telemetry.instrument_app(app, provider)
     app.add_middleware(BodyLimitMiddleware, settings=settings)  # outermost: before auth and parsing
     return app
+
+
+def health_router(nats_ok: Callable[[], bool]) -> APIRouter:
+    """Liveness and readiness; the gateway has no database, so ready means its live feed reaches NATS."""
+    r = APIRouter(tags=["operations"])
+
+    @r.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @r.get("/readyz")
+    async def readyz() -> JSONResponse:
+        ok = nats_ok()
+        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": {"nats": "ok" if ok else "error"}},
+                            status_code=200 if ok else 503)
+
+    return r

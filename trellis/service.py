@@ -289,21 +289,3 @@ def ops_router() -> APIRouter:
         return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
     return r
-
-
-
-def ops_router_basic(nats_ok: Callable[[], bool]) -> APIRouter:
-    """Health endpoints for processes without a database (the gateway)."""
-    r = APIRouter(tags=["operations"])
-
-    @r.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @r.get("/readyz")
-    async def readyz() -> JSONResponse:
-        ok = nats_ok()
-        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": {"nats": "ok" if ok else "error"}},
-                            status_code=200 if ok else 503)
-
-    return r
