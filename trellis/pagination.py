@@ -41,9 +41,25 @@ def decode_cursor(cursor: str) -> str:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raw = ""
     if not raw or len(raw) > 64:
-        raise Problem(400, "The 'after' cursor is not one this API issued.", slug="bad-cursor",
-                      errors=[field_error("query.after", "unknown cursor")])
+        raise _bad_cursor()
     return raw
+
+
+def _bad_cursor() -> Problem:
+    return Problem(400, "The 'after' cursor is not one this API issued.", slug="bad-cursor",
+                   errors=[field_error("query.after", "unknown cursor")])
+
+
+def number_cursor(after: str | None, maximum: int) -> int | None:
+    """A cursor that is a row number this API issued (chart points): ASCII digits up to the column's maximum.
+
+    `str.isdigit` alone also passes '²' (which int() refuses), and a huge number overflows the column.
+    """
+    if after is None:
+        return None
+    if not (after.isascii() and after.isdigit() and len(after) <= 19 and int(after) <= maximum):
+        raise _bad_cursor()
+    return int(after)
 
 
 def paged(stmt: Select[Any], id_column: Any, params: PageParams) -> Select[Any]:

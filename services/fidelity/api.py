@@ -46,8 +46,7 @@ from services.fidelity.schemas import (
 )
 from trellis.auth import CurrentPrincipal, Principal, require_roles
 from trellis.deps import DB, Admin, Page, PlatformAdmin, own_record, scoped
-from trellis.pagination import page_of
-from trellis.problems import Problem, field_error
+from trellis.pagination import number_cursor, page_of
 
 router = APIRouter(prefix="/v1", tags=["fidelity"])
 STAFF_READERS = uc.STAFF_READERS
@@ -347,19 +346,6 @@ async def rater_status(
 
 
 # ---- drift and summaries -------------------------------------------------------------------------
-
-
-def number_cursor(after: str | None, maximum: int) -> int | None:
-    """A cursor that is a row number this API issued: ASCII digits up to the column's maximum.
-
-    `str.isdigit` alone also passes '²' (which int() refuses), and a huge number overflows the column.
-    """
-    if after is None:
-        return None
-    if not (after.isascii() and after.isdigit() and len(after) <= 19 and int(after) <= maximum):
-        raise Problem(400, "The 'after' cursor is not one this API issued.", slug="bad-cursor",
-                      errors=[field_error("query.after", "unknown cursor")])
-    return int(after)
 
 
 @router.get("/people/{person_id}/drift", response_model=list[DriftOut],
