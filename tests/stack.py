@@ -23,6 +23,7 @@ from services.fidelity.models import ROSTER as FIDELITY_ROSTER
 from services.readiness.app import create_app as readiness_app
 from trellis.auth import mint_dev_token
 from trellis.bus import jetstream
+from trellis.db import Database
 from trellis.envelope import Envelope
 from trellis.migrate import upgrade_async
 from trellis.settings import Settings
@@ -42,6 +43,18 @@ class Clock:
     def move(self, days: int) -> date:
         self.today += timedelta(days=days)
         return self.today
+
+
+@contextlib.asynccontextmanager
+async def service_db(service: str, tmp_path: Any, clock: Callable[[], date]) -> AsyncIterator[Database]:
+    """A service's own database, migrated, as its use cases see it (no HTTP, no NATS): for use-case tests."""
+    url = f"sqlite+aiosqlite:///{tmp_path / f'{service}.db'}"
+    await upgrade_async(service, url)
+    db = Database(url, clock=clock, source=f"trellis/{service}")
+    try:
+        yield db
+    finally:
+        await db.dispose()
 
 
 @dataclass

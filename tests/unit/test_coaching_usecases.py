@@ -18,10 +18,10 @@ from contracts.readiness import StaffMemberJoined, StaffMemberLeft
 from services.coaching import usecases as uc
 from services.coaching.domain import TaskKind, TaskStatus
 from services.coaching.models import ROSTER, Task
+from tests.stack import service_db
 from trellis.auth import Principal
 from trellis.db import Database, outbox
 from trellis.envelope import Envelope
-from trellis.migrate import upgrade_async
 from trellis.pagination import PageParams
 from trellis.problems import Problem
 
@@ -30,13 +30,8 @@ TODAY = date(2026, 3, 2)
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'coaching.db'}"
-    await upgrade_async("coaching", url)
-    database = Database(url, clock=lambda: TODAY, source="trellis/coaching")
-    try:
+    async with service_db("coaching", tmp_path, lambda: TODAY) as database:
         yield database
-    finally:
-        await database.dispose()
 
 
 @pytest.fixture

@@ -17,24 +17,14 @@ from contracts.readiness import StaffMemberJoined
 from services.fidelity import usecases as uc
 from services.fidelity.domain import MIIWRAP_PRACTICE_V1, SEEDED_REFERENCES, add_months
 from services.fidelity.models import ROSTER, Certification, DriftPoint, Observation, TimelineEntry
+from tests.stack import Clock, service_db
 from trellis.auth import Principal
 from trellis.db import Database, outbox
 from trellis.envelope import Envelope
-from trellis.migrate import upgrade_async
 from trellis.problems import Problem
 
 START = date(2026, 1, 5)
 REFERENCE = SEEDED_REFERENCES[0]
-
-
-class Clock:
-    """The service clock, moved by the test instead of waiting."""
-
-    def __init__(self, today: date) -> None:
-        self.today = today
-
-    def __call__(self) -> date:
-        return self.today
 
 
 @pytest.fixture
@@ -44,13 +34,8 @@ def clock() -> Clock:
 
 @pytest.fixture
 async def db(tmp_path: Path, clock: Clock) -> AsyncIterator[Database]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'fidelity.db'}"
-    await upgrade_async("fidelity", url)
-    database = Database(url, clock=clock, source="trellis/fidelity")
-    try:
+    async with service_db("fidelity", tmp_path, clock) as database:
         yield database
-    finally:
-        await database.dispose()
 
 
 @pytest.fixture

@@ -15,21 +15,13 @@ from services.readiness import usecases as uc
 from services.readiness.domain import READINESS_V1, Level, Stage
 from services.readiness.models import Staff
 from services.readiness.schemas import ActionIn, AgencyIn, StaffIn
+from tests.stack import Clock, service_db
 from trellis.db import Database, outbox
 from trellis.envelope import Envelope
-from trellis.migrate import upgrade_async
 from trellis.pagination import PageParams
 from trellis.problems import Problem
 
 START = date(2026, 3, 2)  # not the wall clock's date: every date below comes from the injected clock
-
-
-class Clock:
-    def __init__(self, today: date) -> None:
-        self.today = today
-
-    def __call__(self) -> date:
-        return self.today
 
 
 @pytest.fixture
@@ -39,11 +31,8 @@ def clock() -> Clock:
 
 @pytest.fixture
 async def db(tmp_path: Path, clock: Clock) -> AsyncIterator[Database]:
-    url = f"sqlite+aiosqlite:///{tmp_path}/readiness.db"
-    await upgrade_async("readiness", url)
-    database = Database(url, clock=clock, source="trellis/readiness")
-    yield database
-    await database.dispose()
+    async with service_db("readiness", tmp_path, clock) as database:
+        yield database
 
 
 async def staged(db: Database) -> list[Envelope]:
