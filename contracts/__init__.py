@@ -10,8 +10,10 @@ def catalog() -> list[type[EventPayload]]:
     """Every published event payload model, for docs and for partners."""
     return [
         readiness.AgencyRegistered, readiness.StaffMemberJoined, readiness.StaffMemberLeft,
-        readiness.StaffRoleChanged, readiness.ReadinessAssessed, readiness.ImplementationPlanApproved,
-        readiness.PlanActionCompleted, readiness.ImplementationStageChanged,
+        readiness.StaffRoleChanged, readiness.ReadinessRoundOpened, readiness.ReadinessResponseRecorded,
+        readiness.ReadinessAssessed, readiness.ImplementationPlanApproved,
+        readiness.PlanActionAdded, readiness.PlanActionUpdated, readiness.PlanActionCompleted,
+        readiness.ImplementationStageChanged,
         learning.CourseCompleted,
         fidelity.ObservationRecorded, fidelity.ObservationAmended, fidelity.PractitionerCertified,
         fidelity.RecertificationDue, fidelity.CertificationRenewed, fidelity.CertificationLapsed,

@@ -4,7 +4,7 @@ Readiness is the source of truth for who works where; other services keep their 
 these events. Staff emails never travel in events.
 """
 
-from datetime import date
+from datetime import date, datetime
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -77,6 +77,40 @@ class DomainResult(BaseModel):
     agreement: float | None = Field(default=None, description="rwg(J) within-group agreement, 0-1")
 
 
+class ReadinessRoundOpened(EventPayload):
+    """An agency admin opened a readiness round; the agency's staff may now answer it.
+
+    One round is open per agency at a time. The subject is the round id, so this event, the round's
+    ReadinessResponseRecorded events and its ReadinessAssessed keep their order.
+    """
+
+    domain: ClassVar[str] = "readiness"
+    name: ClassVar[str] = "ReadinessRoundOpened"
+
+    round_id: str
+    title: str
+    instrument_id: str
+    instrument_version: int
+    opened_at: datetime
+
+
+class ReadinessResponseRecorded(EventPayload):
+    """Someone answered an open readiness round for the first time: only the new respondents count.
+
+    Answers are never shown individually, so this event carries nothing that identifies the person or
+    their answers: no staff id, no answers, no answer time of its own; its subject (and ordering key) is
+    the round, never the respondent. It is published once per respondent, in the transaction that
+    counts them. Changing one's answers publishes nothing: the count is unchanged, and an event would
+    only tell subscribers that somebody revised theirs.
+    """
+
+    domain: ClassVar[str] = "readiness"
+    name: ClassVar[str] = "ReadinessResponseRecorded"
+
+    round_id: str
+    respondents: int = Field(ge=1, description="How many people have answered the round, this response included")
+
+
 class ReadinessAssessed(EventPayload):
     """A readiness round closed; results per domain (never per person) and the overall level."""
 
@@ -103,6 +137,50 @@ class ImplementationPlanApproved(EventPayload):
     approved_on: date
     revision: int = Field(description="1 for the first approval, then one more per re-approval")
     actions: int
+
+
+ActionOrigin = Literal["manual", "suggested"]
+ActionStatus = Literal["open", "in_progress", "done", "dropped"]
+ActionField = Literal["title", "owner_id", "due_on", "status"]
+
+
+class PlanActionAdded(EventPayload):
+    """An action was added to the implementation plan: by an agency admin, or suggested for a gap of a closed round.
+
+    The subject is the plan, as for the other plan events, so a plan's events keep their order.
+    """
+
+    domain: ClassVar[str] = "readiness"
+    name: ClassVar[str] = "PlanActionAdded"
+
+    plan_id: str
+    action_id: str
+    title: str
+    readiness_domain: str | None
+    owner_id: str | None = Field(description="The staff member who owns the action, if anyone does yet")
+    due_on: date | None
+    origin: ActionOrigin = Field(description="manual: added by a person; suggested: for a gap of a closed round")
+    round_id: str | None = Field(default=None, description="The closed round whose gap suggested the action")
+
+
+class PlanActionUpdated(EventPayload):
+    """An action's title, owner, due date or status changed, other than being marked done (PlanActionCompleted).
+
+    Carries the action as it is now and which fields changed. A change that sets the same values
+    publishes nothing.
+    """
+
+    domain: ClassVar[str] = "readiness"
+    name: ClassVar[str] = "PlanActionUpdated"
+
+    plan_id: str
+    action_id: str
+    title: str
+    readiness_domain: str | None
+    owner_id: str | None
+    due_on: date | None
+    status: ActionStatus
+    changed: list[ActionField] = Field(description="The fields this change moved; never empty")
 
 
 class PlanActionCompleted(EventPayload):

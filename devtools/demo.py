@@ -32,12 +32,22 @@ TOKEN_TTL_S = 8 * 3600
 
 
 def personas() -> dict[str, dict[str, Any]]:
-    """The people `make run` prints tokens for: one per role a newcomer tries first."""
+    """The people `make run` prints tokens for and the portal's persona picker offers (the gateway reads them
+    from var/demo-personas.json): one per role a newcomer tries first."""
+    (observer, observer_name), (supervisor, supervisor_name) = list(OBSERVERS.items())[:2]
+    practitioner, practitioner_name = next(iter(PRACTITIONERS.items()))
+
+    def person(sub: str, agency: str, roles: list[str], name: str, label: str) -> dict[str, Any]:
+        return {"sub": sub, "agency": agency, "roles": roles, "name": name, "label": label}
+
     return {
-        "observer": {"sub": next(iter(OBSERVERS)), "agency": DEMO_AGENCY, "roles": ["observer"]},
-        "coach": {"sub": COACH, "agency": DEMO_AGENCY, "roles": ["coach"]},
-        "agency_admin": {"sub": ADMIN, "agency": DEMO_AGENCY, "roles": ["agency_admin", "supervisor"]},
-        "platform_admin": {"sub": PLATFORM_ADMIN, "agency": PLATFORM, "roles": ["platform_admin"]},
+        "agency_admin": person(ADMIN, DEMO_AGENCY, ["agency_admin", "supervisor"], "Jon Reyes", "Agency admin"),
+        "supervisor": person(supervisor, DEMO_AGENCY, ["supervisor"], supervisor_name, "Supervisor"),
+        "coach": person(COACH, DEMO_AGENCY, ["coach"], "Ivy Brooks", "Coach"),
+        "observer": person(observer, DEMO_AGENCY, ["observer"], observer_name, "Observer"),
+        "practitioner": person(practitioner, DEMO_AGENCY, ["practitioner"], practitioner_name, "Practitioner"),
+        "platform_admin": person(PLATFORM_ADMIN, PLATFORM, ["platform_admin"], "Implementation partner",
+                                 "Platform admin"),
     }
 
 
@@ -51,9 +61,14 @@ def load_personas(var: Path) -> dict[str, dict[str, Any]] | None:
     saved = var / PERSONAS_FILE
     if saved.exists():
         loaded: dict[str, dict[str, Any]] = json.loads(saved.read_text())
-        return loaded
-    # Seeded before the personas were recorded: the seed's ids are fixed, so they are still these.
-    return personas() if (var / ".seeded").exists() else None
+        if loaded.keys() >= personas().keys():
+            return loaded
+    elif not (var / ".seeded").exists():
+        return None
+    # Seeded by an older version, with fewer personas or none recorded: the seed's ids are fixed, so they are
+    # these; recorded again for the gateway's persona picker.
+    save_personas(var)
+    return personas()
 
 
 def persona_tokens(settings: Settings, people: dict[str, dict[str, Any]] | None = None,

@@ -145,6 +145,7 @@ def run_stack(*, seed: bool = True, settings: Settings | None = None) -> int:
             marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))
         gateway = service_settings("gateway", settings).url
         print("\nTrellis is running:", flush=True)
+        print(f"  Portal         {gateway}/  (open it and pick a persona)", flush=True)
         print(f"  GraphQL        {gateway}/graphql", flush=True)
         for name, url, _ in started:
             if name != "gateway":

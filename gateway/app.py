@@ -1,4 +1,4 @@
-"""The gateway app: strawberry on FastAPI, the caller's token passed through to services."""
+"""The gateway app: strawberry on FastAPI, the caller's token passed through to services; the web portal at `/`."""
 
 from __future__ import annotations
 
@@ -12,14 +12,17 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gateway.clients import Budget, ServiceClient
 from gateway.context import Context
+from gateway.devauth import auth_router, dev_mode, dev_router
 from gateway.graphiql import OfflineGraphQLRouter
 from gateway.live import LiveEvents
+from gateway.portal import serve_portal
 from gateway.schema import build_schema
 from gateway.settings import GatewaySettings
 from trellis import telemetry
 from trellis.auth import TokenVerifier
 from trellis.docs_ui import offline_fastapi
 from trellis.limits import BodyLimitMiddleware
+from trellis.problems import Problem, problem_response
 from trellis.settings import Settings, get_settings, service_settings
 
 
@@ -67,6 +70,12 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
                                    subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL])
     app.include_router(graphql, prefix="/graphql")
     app.include_router(health_router(lambda: live.nc is not None and live.nc.is_connected))
+    app.include_router(auth_router(settings, limits))
+    if dev_mode(settings):  # not even mounted otherwise
+        app.include_router(dev_router(settings))
+    app.add_exception_handler(Problem, problem_response)  # type: ignore[arg-type]
+    # The portal answers only what no route above matched: API routes always win.
+    serve_portal(app.router, limits.portal_dir, settings.oidc_issuer if settings.oidc_enabled else None)
     telemetry.instrument_app(app, provider)
     app.add_middleware(BodyLimitMiddleware, settings=settings)  # outermost: before auth and parsing
     return app

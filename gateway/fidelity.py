@@ -415,8 +415,19 @@ class FidelitySummary(FromRest):
     agency_id: strawberry.ID
     track: strawberry.auto
     as_of: strawberry.auto
+    full_implementation_percent: strawberry.auto = strawberry.field(
+        description="NIRN's Full Implementation line (50): at least this share of the track's staff certified")
     agency: strawberry.auto
     teams: strawberry.auto
+
+
+@from_model(model=rest.SharePointOut)
+class CertifiedSharePoint(FromRest):
+    month: strawberry.auto = strawberry.field(description="YYYY-MM")
+    on: strawberry.auto = strawberry.field(description="The month's last day, or today for the current month")
+    active: strawberry.auto = strawberry.field(description="Active staff on the track counted that day")
+    certified: strawberry.auto = strawberry.field(description="How many of them held a certification in force")
+    certified_percent: strawberry.auto = strawberry.field(description="null when nobody was counted")
 
 
 async def fidelity_summary(info: Ctx, agency_id: str, track: str) -> FidelitySummary:
@@ -424,6 +435,20 @@ async def fidelity_summary(info: Ctx, agency_id: str, track: str) -> FidelitySum
     got = await info.context.fidelity.get(f"/v1/agencies/{seg(agency_id)}/fidelity-summary", {"track": track},
                                           into=rest.SummaryOut)
     return FidelitySummary.from_rest(got)
+
+
+SHARE_HISTORY_DESCRIPTION = (
+    "From the fidelity service: the certified share at each month-end up to today (months 1-36, the current "
+    "month's point is today), to chart against fidelitySummary's fullImplementationPercent. The counts rest on "
+    "today's active staff on the track: people who have left are not counted, and people who joined later "
+    "count as not yet certified.")
+
+
+async def certified_share_history(info: Ctx, agency_id: str, track: str, months: int) -> list[CertifiedSharePoint]:
+    """For gateway.readiness's Agency.certifiedShareHistory."""
+    got = await info.context.fidelity.get(f"/v1/agencies/{seg(agency_id)}/fidelity-summary/history",
+                                          {"track": track, "months": months}, into=rest.ShareHistoryOut)
+    return [CertifiedSharePoint.from_rest(p) for p in got.points]
 
 
 # ---- rater calibration ---------------------------------------------------------------------------
@@ -476,9 +501,33 @@ class RaterStatus(FromRest):
 
 # ---- root fields ---------------------------------------------------------------------------------
 
+MAX_OBSERVATIONS = 100  # one upstream page: a longer history is Practitioner.observations
+
+
+def id_param(value: strawberry.ID | None, rest_name: str, arg: str) -> list[tuple[str, str]]:
+    """A query parameter from an ID argument; a malformed id is refused here, named by its argument."""
+    if value is None:
+        return []
+    try:
+        return [(rest_name, str(UUID(str(value))))]
+    except ValueError:
+        raise input_error(f"'{value}' is not an id", arg) from None
+
 
 @strawberry.type
 class FidelityQuery:
+    @strawberry.field(description="Observations in your agency, newest recorded first: those an observer recorded, "
+                                  f"of a practitioner, or both; first is 1-{MAX_OBSERVATIONS}")
+    async def observations(self, info: Ctx, observer_id: strawberry.ID | None = None,
+                           practitioner_id: strawberry.ID | None = None, first: int = 20) -> list[Observation]:
+        if not 1 <= first <= MAX_OBSERVATIONS:
+            raise input_error(f"first must be between 1 and {MAX_OBSERVATIONS}", "first")
+        params = [*id_param(observer_id, "observer_id", "observerId"),
+                  *id_param(practitioner_id, "practitioner_id", "practitionerId"),
+                  ("order", "newest"), ("limit", str(first))]
+        got = await info.context.fidelity.get("/v1/observations", params, into=rest.ObservationPage)
+        return [Observation.from_rest(o) for o in got.items]
+
     @strawberry.field(description="Instrument versions with their items; status is draft, active or retired")
     async def instruments(self, info: Ctx, status: str | None = None, family: str | None = None,
                           kind: str | None = None) -> list[Instrument]:

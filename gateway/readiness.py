@@ -12,11 +12,18 @@ from typing import Annotated
 from urllib.parse import quote
 
 import strawberry
+from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
-from gateway.clients import FromRest, Inputs, from_model, rest_body
+from gateway.clients import BATCH, FromRest, Inputs, UpstreamError, from_model, rest_body
 from gateway.context import Ctx
-from gateway.fidelity import FidelitySummary, fidelity_summary
+from gateway.fidelity import (
+    SHARE_HISTORY_DESCRIPTION,
+    CertifiedSharePoint,
+    FidelitySummary,
+    certified_share_history,
+    fidelity_summary,
+)
 from gateway.upstream import readiness as rest
 
 IdempotencyKey = Annotated[str | None, strawberry.argument(
@@ -77,6 +84,51 @@ class ReadinessDomainResult(FromRest):
         description="rwg(J), 0-1; 0.7 or more is usually read as agreement")
 
 
+@from_model(model=rest.DomainOut)
+class ReadinessDomain(FromRest):
+    key: strawberry.auto
+    label: strawberry.auto
+    description: strawberry.auto
+
+
+@from_model(model=rest.StatementOut)
+class ReadinessStatement(FromRest):
+    key: strawberry.auto = strawberry.field(description="The key its answer is given under")
+    domain: strawberry.auto = strawberry.field(description="The key of the domain it measures")
+    text: strawberry.auto
+
+
+@from_model(model=rest.InstrumentOut)
+class ReadinessInstrument(FromRest):
+    id: strawberry.ID
+    name: strawberry.auto
+    version: strawberry.auto
+    status: strawberry.auto
+    scale_min: strawberry.auto = strawberry.field(description="Every statement is answered on this scale")
+    scale_max: strawberry.auto
+    domains: strawberry.auto
+    items: strawberry.auto
+
+
+@from_model(model=rest.AnswersOut)
+class ReadinessAnswers(FromRest):
+    round_id: strawberry.ID
+    answers: JSON = strawberry.field(description="Item key → 1-5")
+    submitted_at: strawberry.auto
+    updated_at: strawberry.auto
+
+
+def instruments_loader(info: Ctx) -> DataLoader[str, rest.InstrumentOut | None]:
+    """Readiness instruments are few and shared by every agency: one list call serves every round asked for."""
+
+    async def load(ids: list[str]) -> list[rest.InstrumentOut | None]:
+        rows = await info.context.readiness.get_all("/v1/readiness-instruments", [], page=rest.InstrumentPage)
+        got = {r.id: r for r in rows}
+        return [got.get(i) for i in ids]
+
+    return DataLoader(load_fn=load, max_batch_size=BATCH)
+
+
 @from_model(model=rest.RoundOut)
 class ReadinessRound(FromRest):
     id: strawberry.ID
@@ -92,13 +144,23 @@ class ReadinessRound(FromRest):
     results: strawberry.auto
     policy: strawberry.auto
 
+    @strawberry.field(description="The instrument it asks: its statements, their domains and the answer scale")
+    async def instrument(self, info: Ctx) -> ReadinessInstrument | None:
+        loader = info.context.loaders.get("readiness_instruments", lambda: instruments_loader(info))
+        got = await loader.load(str(self.instrument_id))
+        return ReadinessInstrument.from_rest(got) if got is not None else None
 
-@from_model(model=rest.AnswersOut)
-class ReadinessAnswers(FromRest):
-    round_id: strawberry.ID
-    answers: JSON = strawberry.field(description="Item key → 1-5")
-    submitted_at: strawberry.auto
-    updated_at: strawberry.auto
+    @strawberry.field(description="Your own answers to this round, null until you answer (nobody else's "
+                                  "answers are ever shown)")
+    async def my_answers(self, info: Ctx) -> ReadinessAnswers | None:
+        path = f"{agency_path(self.agency_id)}/readiness-rounds/{quote(str(self.id), safe='')}/responses/me"
+        try:
+            got = await info.context.readiness.get(path, into=rest.AnswersOut)
+        except UpstreamError as e:
+            if (e.extensions or {}).get("status") == 404:
+                return None  # the round was just read, so 404 means not answered yet
+            raise
+        return ReadinessAnswers.from_rest(got)
 
 
 @from_model(model=rest.ActionOut)
@@ -203,10 +265,12 @@ class Agency(FromRest):
         rows = await info.context.readiness.get_all(f"{agency_path(self.id)}/teams", [], page=rest.TeamPage)
         return [Team.from_rest(t) for t in rows]
 
-    @strawberry.field(description="The roster (not for practitioners); status is active or left, default both")
-    async def staff(self, info: Ctx, status: str | None = None) -> list[StaffMember]:
-        rows = await info.context.readiness.get_all(f"{agency_path(self.id)}/staff",
-                                                    [("status", status)] if status else [], page=rest.StaffPage)
+    @strawberry.field(description="The roster (not for practitioners); status is active or left, default both; "
+                                  "role keeps only the people who have it, e.g. practitioner for an observer's "
+                                  "picker")
+    async def staff(self, info: Ctx, status: str | None = None, role: str | None = None) -> list[StaffMember]:
+        params = [(k, v) for k, v in (("status", status), ("role", role)) if v]
+        rows = await info.context.readiness.get_all(f"{agency_path(self.id)}/staff", params, page=rest.StaffPage)
         return [StaffMember.from_rest(m) for m in rows]
 
     @strawberry.field(description="Readiness rounds, oldest first")
@@ -233,6 +297,11 @@ class Agency(FromRest):
                                   "recertification window, lapsed, fidelity over 90 days, drifting")
     async def fidelity_summary(self, info: Ctx, track: str = "practitioner") -> FidelitySummary:
         return await fidelity_summary(info, str(self.id), track)
+
+    @strawberry.field(description=SHARE_HISTORY_DESCRIPTION)
+    async def certified_share_history(self, info: Ctx, track: str = "practitioner",
+                                      months: int = 12) -> list[CertifiedSharePoint]:
+        return await certified_share_history(info, str(self.id), track, months)
 
 
 @strawberry.input
@@ -277,6 +346,16 @@ class ReadinessQuery:
     async def agencies(self, info: Ctx) -> list[Agency]:
         rows = await info.context.readiness.get_all("/v1/agencies", [], page=rest.AgencyPage)
         return [Agency.from_rest(a) for a in rows]
+
+    @strawberry.field(description="Readiness instruments (shared by every agency), with their statements")
+    async def readiness_instruments(self, info: Ctx) -> list[ReadinessInstrument]:
+        rows = await info.context.readiness.get_all("/v1/readiness-instruments", [], page=rest.InstrumentPage)
+        return [ReadinessInstrument.from_rest(r) for r in rows]
+
+    @strawberry.field(description="One readiness instrument, with its statements and answer scale")
+    async def readiness_instrument(self, info: Ctx, id: strawberry.ID) -> ReadinessInstrument | None:
+        return ReadinessInstrument.from_rest(await info.context.readiness.get(
+            f"/v1/readiness-instruments/{quote(str(id), safe='')}", into=rest.InstrumentOut))
 
 
 @strawberry.type

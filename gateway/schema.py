@@ -22,6 +22,7 @@ from gateway.fidelity import FidelityMutation, FidelityQuery, PractitionerFideli
 from gateway.limits import extensions, log_errors
 from gateway.readiness import ReadinessMutation, ReadinessQuery
 from gateway.settings import GatewaySettings
+from gateway.viewer import ViewerQuery
 from trellis.envelope import Envelope
 
 log = logging.getLogger("gateway.live")
@@ -63,7 +64,7 @@ class DomainEvent(FromRest):
 
 
 @strawberry.type
-class Query(ReadinessQuery, FidelityQuery):
+class Query(ReadinessQuery, FidelityQuery, ViewerQuery):
     @strawberry.field
     def practitioner(self, id: strawberry.ID) -> Practitioner:
         [pid] = person_ids([id])

@@ -1,9 +1,15 @@
-"""The gateway's limits, `TRELLIS_GATEWAY_*`: every request does bounded work, whatever the document asks."""
+"""The gateway's settings, `TRELLIS_GATEWAY_*`: its limits (every request does bounded work, whatever the
+document asks), and the web portal it serves."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The repo's portal build (`make portal`); an installed gateway points TRELLIS_GATEWAY_PORTAL_DIR at its own.
+PORTAL_DIST = Path(__file__).resolve().parents[1] / "portal" / "dist"
 
 
 class GatewaySettings(BaseSettings):
@@ -19,3 +25,7 @@ class GatewaySettings(BaseSettings):
     upstream_connect_timeout_s: float = Field(default=3.0, gt=0)
     upstream_max_connections: int = Field(default=100, ge=1, description="Open connections to all services")
     upstream_max_keepalive: int = Field(default=20, ge=0)
+    portal_dir: Path = Field(default=PORTAL_DIST, description="The built web portal served at `/` (index.html, "
+                                                              "assets/)")
+    portal_client_id: str = Field(default="trellis-portal", min_length=1,
+                                  description="The portal's OIDC client id at the issuer (authorization code + PKCE)")

@@ -335,6 +335,29 @@ class SeriesPointOut(BaseModel):
     flagged: str | None
 
 
+class SharePointOut(BaseModel):
+    month: str
+    """
+    YYYY-MM
+    """
+    on: date
+    """
+    The month's last day, or today for the current month
+    """
+    active: int
+    """
+    Active staff on the track counted that day
+    """
+    certified: int
+    """
+    How many of them held a certification in force that day
+    """
+    certified_percent: float | None
+    """
+    null when nobody was counted
+    """
+
+
 class TeamSummary(BaseModel):
     active: int
     certified: int
@@ -533,10 +556,29 @@ class SeriesOut(BaseModel):
     next: str | None
 
 
+class ShareHistoryOut(BaseModel):
+    agency_id: str
+    track: str
+    as_of: date
+    full_implementation_percent: float
+    basis: str
+    """
+    What the counts rest on, in words
+    """
+    points: list[SharePointOut]
+    """
+    Oldest first, one per month
+    """
+
+
 class SummaryOut(BaseModel):
     agency_id: str
     track: str
     as_of: date
+    full_implementation_percent: float
+    """
+    NIRN's Full Implementation line: at least this share of the track's staff certified
+    """
     agency: GroupSummary
     teams: list[TeamSummary]
 

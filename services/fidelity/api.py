@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
@@ -40,6 +40,7 @@ from services.fidelity.schemas import (
     RevokeIn,
     SeriesOut,
     SeriesPointOut,
+    ShareHistoryOut,
     SummaryOut,
     TimelineOut,
     Track,
@@ -180,8 +181,11 @@ async def record_observation(body: ObservationIn, db: DB, response: Response, pr
 async def list_observations(
     db: DB, principal: Reader, page: Page,
     practitioner_id: Annotated[list[UUID] | None, Query(description="Repeat to ask for several")] = None,
+    observer_id: Annotated[list[UUID] | None, Query(description="Who recorded them; repeat to ask for several")] = None,
+    order: Annotated[Literal["oldest", "newest"], Query(description="By when recorded")] = "oldest",
 ) -> dict[str, object]:
-    q = uc.ListObservations(principal, page, tuple(str(p) for p in practitioner_id or []))
+    q = uc.ListObservations(principal, page, tuple(str(p) for p in practitioner_id or []),
+                            tuple(str(o) for o in observer_id or []), newest_first=order == "newest")
     async with db.reader(agency=principal.agency) as uow:
         rows = await uc.list_observations(uow, q)
     return page_of(rows, page, observation_out, lambda r: r.id)
@@ -424,3 +428,17 @@ async def fidelity_summary(
     agency = scoped(agency_id, principal)
     async with db.reader(agency=agency) as uow:
         return await uc.summary(uow, agency, track)
+
+
+@router.get("/agencies/{agency_id}/fidelity-summary/history", response_model=ShareHistoryOut,
+            summary="The certified share at each month-end up to today, against the 50% Full Implementation line",
+            description=uc.SHARE_HISTORY_BASIS)
+async def certified_share_history(
+    agency_id: UUID, db: DB, principal: Annotated[Principal, require_roles(*STAFF_READERS, "partner")],
+    track: Annotated[Track, Query()] = "practitioner",
+    months: Annotated[int, Query(ge=1, le=domain.MAX_HISTORY_MONTHS, description="How many months, "
+                                 "the current one included")] = 12,
+) -> dict[str, Any]:
+    agency = scoped(agency_id, principal)
+    async with db.reader(agency=agency) as uow:
+        return await uc.certified_share_history(uow, uc.ShareHistoryQuery(agency, track, months))

@@ -673,3 +673,65 @@ def summarize(people: Sequence[str], certs: Sequence[CertFact], scores: Mapping[
         "distribution_last_90_days": distribution(values),
         "drifting": len(group & drifting),
     }
+
+
+# ---- the certified share over time ---------------------------------------------------------------
+
+# NIRN's Full Implementation: at least half the intended practitioners use the practice with fidelity.
+# The readiness service's stage rule uses the same line (FULL_IMPLEMENTATION_SHARE there).
+FULL_IMPLEMENTATION_PERCENT = 50.0
+MAX_HISTORY_MONTHS = 36
+
+
+@dataclass(frozen=True)
+class CertSpell:
+    """When one certification was in force: from certified_on until the first of its end (lapse or
+    revocation) and its expiry. Renewals only move the expiry later, and happen before the old one, so
+    the row's latest expiry describes the whole spell."""
+
+    person_id: str
+    certified_on: date
+    expires_on: date
+    ended_on: date | None = None
+
+    def in_force(self, on: date) -> bool:
+        end = self.expires_on if self.ended_on is None else min(self.ended_on, self.expires_on)
+        return self.certified_on <= on < end
+
+
+@dataclass(frozen=True)
+class StaffSpell:
+    """When a person was active staff; None is an open end (before records began, or still active)."""
+
+    person_id: str
+    joined_on: date | None = None
+    left_on: date | None = None
+
+    def active(self, on: date) -> bool:
+        return (self.joined_on is None or self.joined_on <= on) and (self.left_on is None or on < self.left_on)
+
+
+def month_ends(today: date, months: int) -> list[date]:
+    """The last day of each of the `months` months up to today's, oldest first; the current month's
+    point is today itself (its end has not come yet)."""
+    first_of_month = today.replace(day=1)
+    out = []
+    for back in range(months - 1, 0, -1):
+        out.append(add_months(first_of_month, -back + 1) - timedelta(days=1))
+    return [*out, today]
+
+
+def certified_share_history(staff: Sequence[StaffSpell], certs: Sequence[CertSpell], today: date,
+                            months: int) -> list[dict[str, Any]]:
+    """For each month-end up to today: active staff, how many of them held a certification in force, and
+    the percentage (None with nobody active). Only certifications of the people in `staff` count."""
+    by_person: dict[str, list[CertSpell]] = {}
+    for c in certs:
+        by_person.setdefault(c.person_id, []).append(c)
+    points = []
+    for on in month_ends(today, months):
+        active = {s.person_id for s in staff if s.active(on)}
+        certified = sum(1 for p in active if any(c.in_force(on) for c in by_person.get(p, ())))
+        points.append({"month": on.strftime("%Y-%m"), "on": on, "active": len(active), "certified": certified,
+                       "certified_percent": percent(certified, len(active))})
+    return points

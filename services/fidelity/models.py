@@ -47,7 +47,8 @@ class InstrumentRow(Base):
 
 class Observation(TenantScoped, Base):
     __tablename__ = "observations"
-    __table_args__ = (Index("ix_observations_agency_practitioner", "agency_id", "practitioner_id", "id"),)
+    __table_args__ = (Index("ix_observations_agency_practitioner", "agency_id", "practitioner_id", "id"),
+                      Index("ix_observations_agency_observer", "agency_id", "observer_id", "id"))
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     practitioner_id: Mapped[str] = mapped_column(String(36))

@@ -393,5 +393,24 @@ class SummaryOut(BaseModel):
     agency_id: str
     track: str
     as_of: date
+    full_implementation_percent: float = Field(
+        description="NIRN's Full Implementation line: at least this share of the track's staff certified")
     agency: GroupSummary
     teams: list[TeamSummary]
+
+
+class SharePointOut(BaseModel):
+    month: str = Field(description="YYYY-MM")
+    on: date = Field(description="The month's last day, or today for the current month")
+    active: int = Field(description="Active staff on the track counted that day")
+    certified: int = Field(description="How many of them held a certification in force that day")
+    certified_percent: float | None = Field(description="null when nobody was counted")
+
+
+class ShareHistoryOut(BaseModel):
+    agency_id: str
+    track: str
+    as_of: date
+    full_implementation_percent: float
+    basis: str = Field(description="What the counts rest on, in words")
+    points: list[SharePointOut] = Field(description="Oldest first, one per month")

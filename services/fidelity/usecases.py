@@ -264,6 +264,8 @@ class ListObservations:
     viewer: Principal
     page: PageParams
     practitioner_ids: tuple[str, ...] = ()
+    observer_ids: tuple[str, ...] = ()
+    newest_first: bool = False
 
 
 async def _calibration_errors(uow: UnitOfWork, rater: str, family: str, policy: domain.Policy) -> list[dict[str, Any]]:
@@ -335,7 +337,15 @@ async def list_observations(uow: UnitOfWork, q: ListObservations) -> list[Observ
         wanted = [q.viewer.sub]
     if wanted:
         stmt = stmt.where(Observation.practitioner_id.in_(wanted))
-    return list((await uow.scalars(paged(stmt, Observation.id, q.page))).all())
+    if q.observer_ids:  # ix_observations_agency_observer
+        stmt = stmt.where(Observation.observer_id.in_(q.observer_ids))
+    if not q.newest_first:
+        return list((await uow.scalars(paged(stmt, Observation.id, q.page))).all())
+    # Ids are UUIDv7, so descending id is newest recorded first; the cursor is the last id of the page before.
+    if q.page.after:
+        stmt = stmt.where(Observation.id < q.page.after)
+    stmt = stmt.order_by(Observation.id.desc()).limit(q.page.limit + 1)
+    return list((await uow.scalars(stmt)).all())
 
 
 async def get_observation(uow: UnitOfWork, observation_id: str, viewer: Principal) -> Observation:
@@ -1051,7 +1061,36 @@ async def summary(uow: UnitOfWork, agency: str, track: str) -> dict[str, Any]:
     everyone = [p for p, _ in people]
     return {
         "agency_id": agency, "track": track, "as_of": today,
+        "full_implementation_percent": domain.FULL_IMPLEMENTATION_PERCENT,
         "agency": domain.summarize(everyone, certs, scores, drifting, today),
         "teams": [{"team_id": team, **domain.summarize(group, certs, scores, drifting, today)}
                   for team, group in sorted(teams.items(), key=lambda kv: kv[0] or "")],
     }
+
+
+@dataclass(frozen=True)
+class ShareHistoryQuery:
+    agency: str
+    track: str
+    months: int = 12
+
+
+# Said with every answer, because the roster copy keeps no join or leave dates: the denominator is the
+# staff active today, at every month-end.
+SHARE_HISTORY_BASIS = ("Each month-end counts today's active staff on the track and which of them held a "
+                       "certification in force that day; people who have left are not counted, and people who "
+                       "joined later count as not yet certified.")
+
+
+async def certified_share_history(uow: UnitOfWork, q: ShareHistoryQuery) -> dict[str, Any]:
+    """The certified share at each month-end up to today, against the Full Implementation line."""
+    today = uow.today
+    role = "practitioner" if q.track == "practitioner" else "coach"
+    staff = [domain.StaffSpell(p) for p in await ROSTER.active_ids(uow, q.agency, role)]
+    rows = (await uow.execute(select(Certification.person_id, Certification.certified_on, Certification.expires_on,
+                                     Certification.ended_on).where(Certification.agency_id == q.agency,
+                                                               Certification.track == q.track))).all()
+    certs = [domain.CertSpell(p, on, expires, ended) for p, on, expires, ended in rows]
+    return {"agency_id": q.agency, "track": q.track, "as_of": today,
+            "full_implementation_percent": domain.FULL_IMPLEMENTATION_PERCENT, "basis": SHARE_HISTORY_BASIS,
+            "points": domain.certified_share_history(staff, certs, today, q.months)}

@@ -258,6 +258,13 @@ async def list_instruments(db: DB, _: Member, page: Page) -> dict[str, object]:
     return page_of(rows, page, instrument_out, lambda r: r.id)
 
 
+@router.get("/readiness-instruments/{instrument_id}", response_model=InstrumentOut,
+            summary="One readiness instrument: its domains and statements, and the answer scale")
+async def get_instrument(instrument_id: UUID, db: DB, _: Member) -> InstrumentOut:
+    async with db.reader() as uow:
+        return instrument_out(await uc.get_instrument(uow, instrument_id))
+
+
 @router.post("/agencies/{agency_id}/readiness-rounds", status_code=201, response_model=RoundOut,
              summary="Open a readiness assessment round (one open round at a time)")
 async def open_round(agency_id: UUID, body: RoundIn, db: DB, principal: Admin, response: Response) -> RoundOut:

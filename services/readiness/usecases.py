@@ -419,6 +419,14 @@ async def list_instruments(uow: UnitOfWork, page: PageParams) -> list[Instrument
     return list((await uow.scalars(paged(select(InstrumentRow), InstrumentRow.id, page))).all())
 
 
+async def get_instrument(uow: UnitOfWork, instrument_id: UUID) -> InstrumentRow:
+    """One readiness instrument; they are shared by every agency."""
+    row = (await uow.scalars(select(InstrumentRow).where(InstrumentRow.id == str(instrument_id)))).one_or_none()
+    if row is None:
+        raise Problem(404, f"No readiness instrument {instrument_id}.")
+    return row
+
+
 @dataclass(frozen=True)
 class OpenRound:
     title: str
@@ -441,6 +449,9 @@ async def open_round(uow: UnitOfWork, cmd: OpenRound) -> Round:
               opened_by=cmd.opened_by, opened_at=utcnow(), ready_at=a.ready_at, conditions_at=a.conditions_at,
               min_respondents=a.min_respondents, respondents=0, reasons=[], results=[])
     uow.add(r)
+    await uow.emit(events.ReadinessRoundOpened(round_id=r.id, title=r.title, instrument_id=inst.id,
+                                               instrument_version=inst.version, opened_at=r.opened_at),
+                   subject=r.id)
     return r
 
 
@@ -507,6 +518,9 @@ async def answer_round(uow: UnitOfWork, cmd: Answer) -> tuple[Answers, bool]:
                    answers=dict(cmd.answers), submitted_at=now, updated_at=now)
     uow.add(mine)
     r.respondents += 1
+    # Count only, keyed by the round: the privacy floor forbids anything that points at the respondent.
+    # An update (above) emits nothing, since the count did not change.
+    await uow.emit(events.ReadinessResponseRecorded(round_id=r.id, respondents=r.respondents), subject=r.id)
     return mine, True
 
 
@@ -539,10 +553,12 @@ async def close_round(uow: UnitOfWork, round_id: UUID) -> Round:
     actions = (await uow.scalars(select(PlanAction))).all()
     suggestions = domain.suggested_actions(result.gaps, [a.title for a in actions if a.status != "dropped"])
     for t in suggestions:
-        uow.add(PlanAction(id=str(uuid7()), agency_id=agency, plan_id=plan.id, title=t.title,
-                           readiness_domain=t.domain, owner_id=None, due_on=today + timedelta(days=t.due_in_days),
-                           status=domain.ActionStatus.OPEN, origin="suggested", round_id=r.id, completed_on=None,
-                           created_at=now, updated_at=now))
+        suggested = PlanAction(id=str(uuid7()), agency_id=agency, plan_id=plan.id, title=t.title,
+                               readiness_domain=t.domain, owner_id=None, due_on=today + timedelta(days=t.due_in_days),
+                               status=domain.ActionStatus.OPEN, origin="suggested", round_id=r.id,
+                               completed_on=None, created_at=now, updated_at=now)
+        uow.add(suggested)
+        await uow.emit(action_added(suggested), subject=plan.id)
     if suggestions:
         plan.changed_at = now
     return r
@@ -564,6 +580,12 @@ class PlanView:
 
 def action_view(a: PlanAction, today: date) -> ActionView:
     return ActionView(a, domain.is_overdue(a.status, a.due_on, today))
+
+
+def action_added(a: PlanAction) -> events.PlanActionAdded:
+    return events.PlanActionAdded(plan_id=a.plan_id, action_id=a.id, title=a.title,
+                                  readiness_domain=a.readiness_domain, owner_id=a.owner_id, due_on=a.due_on,
+                                  origin=a.origin, round_id=a.round_id)
 
 
 async def get_plan(uow: UnitOfWork) -> PlanView:
@@ -622,6 +644,7 @@ async def add_action(uow: UnitOfWork, body: ActionIn) -> ActionView:
                    completed_on=None, created_at=now, updated_at=now)
     uow.add(a)
     plan.changed_at = now
+    await uow.emit(action_added(a), subject=plan.id)
     return action_view(a, today)
 
 
@@ -632,7 +655,7 @@ class ChangeAction:
 
 
 async def change_action(uow: UnitOfWork, cmd: ChangeAction) -> ActionView:
-    """Marking an action done publishes PlanActionCompleted."""
+    """Marking an action done publishes PlanActionCompleted; any other real change publishes PlanActionUpdated."""
     body, today, now = cmd.patch, uow.today, utcnow()
     changes = body.model_dump(exclude_unset=True)
     a = await load(uow, PlanAction, cmd.action_id, "plan action")
@@ -647,19 +670,29 @@ async def change_action(uow: UnitOfWork, cmd: ChangeAction) -> ActionView:
     plan = (await uow.scalars(select(Plan))).one()
     if set(changes) & {"title", "owner_id", "due_on"} or body.status == domain.ActionStatus.DROPPED:
         plan.changed_at = now  # the plan itself changed, not just its progress
+    fields: tuple[events.ActionField, ...] = ("title", "owner_id", "due_on", "status")
+    before = {k: getattr(a, k) for k in fields}
     if body.title is not None:
         a.title = body.title.strip()
     if "owner_id" in changes:
         a.owner_id = str(body.owner_id) if body.owner_id else None
     if "due_on" in changes:
         a.due_on = body.due_on
-    if body.status is not None and body.status != current:
+    done = body.status == domain.ActionStatus.DONE and current != domain.ActionStatus.DONE
+    if body.status is not None and body.status != current and not done:
         a.status = body.status.value
-        if body.status == domain.ActionStatus.DONE:
-            a.completed_on = today
-            await uow.emit(events.PlanActionCompleted(plan_id=a.plan_id, action_id=a.id, title=a.title,
-                                                      readiness_domain=a.readiness_domain, completed_on=today,
-                                                      due_on=a.due_on), subject=plan.id)
+    # Only fields whose value really moved; completion has its own event below, after this one.
+    changed = [k for k in fields if getattr(a, k) != before[k]]
+    if changed:
+        await uow.emit(events.PlanActionUpdated(plan_id=a.plan_id, action_id=a.id, title=a.title,
+                                                readiness_domain=a.readiness_domain, owner_id=a.owner_id,
+                                                due_on=a.due_on, status=a.status, changed=changed),
+                       subject=plan.id)
+    if done:
+        a.status, a.completed_on = domain.ActionStatus.DONE.value, today
+        await uow.emit(events.PlanActionCompleted(plan_id=a.plan_id, action_id=a.id, title=a.title,
+                                                  readiness_domain=a.readiness_domain, completed_on=today,
+                                                  due_on=a.due_on), subject=plan.id)
     a.updated_at = now
     return action_view(a, today)
 
