@@ -8,11 +8,9 @@ gets a fresh browser context, so nothing (sessionStorage, cookies) leaks between
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
-import subprocess
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -25,16 +23,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from tests.e2e.test_stack import (
-    JWT,
-    REPO,
-    SERVICES,
-    Stack,
-    _distinct_free_ports,
-    _runner_command,
-    _stop,
-    _wait_until_running,
-)
+from tests.e2e.test_stack import JWT, REPO, Stack, _stop, start_runner
 from trellis.auth import mint_dev_token
 from trellis.settings import Settings
 
@@ -89,6 +78,16 @@ class Portal:
         people: list[dict[str, Any]] = r.json()["personas"]
         return people
 
+    def gql(self, token: str, query: str, **variables: Any) -> dict[str, Any]:
+        """The gateway as any client calls it; fails on GraphQL errors."""
+        r = httpx.post(f"{self.url}/graphql", json={"query": query, "variables": variables},
+                       headers={"Authorization": f"Bearer {token}"}, timeout=30, trust_env=False)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert not body.get("errors"), body["errors"]
+        data: dict[str, Any] = body["data"]
+        return data
+
     def persona_token(self, persona: str) -> str:
         """A token for a seeded persona ("coach", "agency_admin", ...) from the dev-only endpoint."""
         r = httpx.post(f"{self.url}/dev/token", json={"persona": persona}, timeout=10, trust_env=False)
@@ -118,45 +117,14 @@ def portal(tmp_path_factory: pytest.TempPathFactory, chromium_executable: str) -
     if not (PORTAL_DIST / "index.html").exists():
         pytest.fail(f"the portal is not built ({PORTAL_DIST}/index.html is missing): run `make portal`",
                     pytrace=False)
-    root = tmp_path_factory.mktemp("browser")
-    var = root / "var"
-    ports = dict(zip(("nats", *SERVICES, "gateway"), _distinct_free_ports(2 + len(SERVICES)), strict=True))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRELLIS_")}
-    env.update({
-        "TRELLIS_VAR_DIR": str(var),
-        "TRELLIS_SERVICES": json.dumps(list(SERVICES)),
-        "TRELLIS_NATS_PORT": str(ports["nats"]),
-        "TRELLIS_NATS_URL": f"nats://127.0.0.1:{ports['nats']}",
-        "TRELLIS_GATEWAY_PORT": str(ports["gateway"]),
-        "TRELLIS_JWT_SECRET": JWT["jwt_secret"],
-        "TRELLIS_JWT_ISSUER": JWT["jwt_issuer"],
-        "TRELLIS_JWT_AUDIENCE": JWT["jwt_audience"],
-        "PYTHONUNBUFFERED": "1",
-        "COLUMNS": "200",
-    })
-    env.update({f"TRELLIS_{name.upper()}_PORT": str(ports[name]) for name in SERVICES})
-    output = root / "runner.out"
-    with open(output, "wb") as out:
-        # A session of its own: the runner alone gets our SIGINT and stops its children in order.
-        proc = subprocess.Popen(_runner_command(), cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    st = Stack(var=var, output=output, proc=proc, ports=ports)
-    try:
-        # The runner prints "Trellis is running" only after every /readyz answered and the demo seed finished.
-        problem = _wait_until_running(st)
-        if problem is None and httpx.get(f"{st.gateway}/readyz", timeout=5, trust_env=False).status_code != 200:
-            problem = "the gateway is not ready after the runner said it was running"
-    except BaseException:  # e.g. Ctrl-C while waiting: never leave the stack behind
-        _stop(st)
-        st.kill_everything()
-        raise
-    if problem is not None:
+    st = start_runner(tmp_path_factory.mktemp("browser"))
+    if httpx.get(f"{st.gateway}/readyz", timeout=5, trust_env=False).status_code != 200:
         rc = _stop(st)
         diagnostics = st.diagnostics()
         st.kill_everything()
-        pytest.fail(f"{problem} (stop: exit {rc})\n{diagnostics}", pytrace=False)
-
-    yield Portal(stack=st, settings=Settings(var_dir=var, **JWT))  # type: ignore[arg-type]
+        pytest.fail(f"the gateway is not ready after the runner said it was running (stop: exit {rc})\n"
+                    f"{diagnostics}", pytrace=False)
+    yield Portal(stack=st, settings=Settings(var_dir=st.var, **JWT))  # type: ignore[arg-type]
 
     rc = _stop(st)
     if rc is None:

@@ -7,7 +7,6 @@ import re
 import uuid
 from typing import Any
 
-import httpx
 from playwright.sync_api import Page, expect
 
 from devtools.demo import DEMO_AGENCY, PLATFORM
@@ -18,24 +17,15 @@ STAGE_WORDS = ("Exploration", "Installation", "Initial Implementation", "Full Im
 PAST = "2025-01-15"  # a due date every run's "today" is past: the action is overdue
 
 
-def gql(portal: Portal, token: str, query: str, **variables: Any) -> dict[str, Any]:
-    r = httpx.post(f"{portal.url}/graphql", json={"query": query, "variables": variables},
-                   headers={"Authorization": f"Bearer {token}"}, timeout=20, trust_env=False)
-    assert r.status_code == 200, r.text
-    body = r.json()
-    assert not body.get("errors"), body["errors"]
-    data: dict[str, Any] = body["data"]
-    return data
-
 
 def add_action(portal: Portal, title: str, *, overdue: bool = False) -> str:
     """A fresh action of the demo plan, through the gateway as the seeded agency admin (unique per test)."""
     token = portal.persona_token("agency_admin")
-    got = gql(portal, token, "mutation($a: ID!, $t: String!) { addPlanAction(agencyId: $a, input: {title: $t}) "
+    got = portal.gql(token, "mutation($a: ID!, $t: String!) { addPlanAction(agencyId: $a, input: {title: $t}) "
                              "{ id } }", a=DEMO_AGENCY, t=title)
     action_id = str(got["addPlanAction"]["id"])
     if overdue:  # new actions cannot be due in the past; a changed due date can
-        moved = gql(portal, token, "mutation($a: ID!, $x: ID!, $d: Date!) { updatePlanAction(agencyId: $a, "
+        moved = portal.gql(token, "mutation($a: ID!, $x: ID!, $d: Date!) { updatePlanAction(agencyId: $a, "
                                    "actionId: $x, input: {dueOn: $d}) { overdue } }",
                     a=DEMO_AGENCY, x=action_id, d=PAST)
         assert moved["updatePlanAction"]["overdue"] is True
@@ -43,7 +33,7 @@ def add_action(portal: Portal, title: str, *, overdue: bool = False) -> str:
 
 
 def action_status(portal: Portal, action_id: str) -> str:
-    got = gql(portal, portal.persona_token("agency_admin"),
+    got = portal.gql(portal.persona_token("agency_admin"),
               "query($a: ID!) { agency(id: $a) { plan { actions { id status } } } }", a=DEMO_AGENCY)
     return next(str(a["status"]) for a in got["agency"]["plan"]["actions"] if a["id"] == action_id)
 
@@ -143,21 +133,21 @@ def fresh_agency_with_one_respondent(portal: Portal) -> tuple[str, str, str]:
     Returns the agency id, its name and an agency admin's token.
     """
     name = f"Hilltop Youth Services {uuid.uuid4().hex[:6]}"
-    made = gql(portal, portal.persona_token("platform_admin"),
+    made = portal.gql(portal.persona_token("platform_admin"),
                "mutation($n: String!) { registerAgency(input: {name: $n, region: \"East\"}) { id } }", n=name)
     agency = str(made["registerAgency"]["id"])
     admin = portal.token(agency, "agency_admin")
     # Only the agency's active staff answer its rounds: one person on the roster, who answers alone.
-    staff = gql(portal, admin, "mutation($a: ID!) { addStaffMember(agencyId: $a, input: {name: \"Kim Lee\", "
+    staff = portal.gql(admin, "mutation($a: ID!) { addStaffMember(agencyId: $a, input: {name: \"Kim Lee\", "
                                "email: \"kim.lee@hilltop.example\", roles: [\"practitioner\"]}) { id } }",
                 a=agency)["addStaffMember"]["id"]
     respondent = portal.token(agency, "practitioner", sub=str(staff))
-    opened = gql(portal, admin, "mutation($a: ID!) { openReadinessRound(agencyId: $a, title: \"First look\") "
+    opened = portal.gql(admin, "mutation($a: ID!) { openReadinessRound(agencyId: $a, title: \"First look\") "
                                 "{ id instrument { scaleMax items { key } } } }", a=agency)["openReadinessRound"]
     answers = {item["key"]: opened["instrument"]["scaleMax"] for item in opened["instrument"]["items"]}
-    gql(portal, respondent, "mutation($a: ID!, $r: ID!, $x: JSON!) { submitReadinessResponse(agencyId: $a, "
+    portal.gql(respondent, "mutation($a: ID!, $r: ID!, $x: JSON!) { submitReadinessResponse(agencyId: $a, "
                             "roundId: $r, answers: $x) { roundId } }", a=agency, r=opened["id"], x=answers)
-    gql(portal, admin, "mutation($a: ID!, $r: ID!) { closeReadinessRound(agencyId: $a, roundId: $r) { id } }",
+    portal.gql(admin, "mutation($a: ID!, $r: ID!) { closeReadinessRound(agencyId: $a, roundId: $r) { id } }",
         a=agency, r=opened["id"])
     return agency, name, admin
 

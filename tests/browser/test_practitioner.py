@@ -22,24 +22,15 @@ SERIES = """query($id: ID!, $metric: String!) { practitioner(id: $id) { fidelity
   observationId observedOn score flagged } } }"""
 
 
-def gql(portal: Portal, token: str, query: str, **variables: Any) -> dict[str, Any]:
-    r = httpx.post(f"{portal.url}/graphql", json={"query": query, "variables": variables},
-                   headers={"Authorization": f"Bearer {token}"}, timeout=20, trust_env=False)
-    assert r.status_code == 200, r.text
-    body = r.json()
-    assert not body.get("errors"), body["errors"]
-    data: dict[str, Any] = body["data"]
-    return data
-
 
 def series(portal: Portal, practitioner: str, metric: str = "total") -> list[dict[str, Any]]:
-    got = gql(portal, portal.persona_token("coach"), SERIES, id=practitioner, metric=metric)
+    got = portal.gql(portal.persona_token("coach"), SERIES, id=practitioner, metric=metric)
     points: list[dict[str, Any]] = got["practitioner"]["fidelitySeries"]
     return points
 
 
 def competencies(portal: Portal) -> list[str]:
-    got = gql(portal, portal.persona_token("coach"),
+    got = portal.gql(portal.persona_token("coach"),
               '{ instruments(status: "active", kind: "practice_observation") { competencies } }')
     names: list[str] = got["instruments"][0]["competencies"]
     return names
@@ -135,7 +126,7 @@ def test_the_coach_opens_a_follow_up_task_and_sees_it(page: Page, portal: Portal
     expect(row).to_contain_text("Follow-up")
     expect(row).to_contain_text(due)
     expect(row).to_contain_text("Open")
-    tasks = gql(portal, portal.persona_token("coach"), "query($id: ID!) { practitioner(id: $id) { coachingTasks "
+    tasks = portal.gql(portal.persona_token("coach"), "query($id: ID!) { practitioner(id: $id) { coachingTasks "
                 "{ title kind dueOn } } }", id=BY_NAME["Dev Patel"])["practitioner"]["coachingTasks"]
     assert {"title": title, "kind": "follow_up", "dueOn": due} in tasks
 

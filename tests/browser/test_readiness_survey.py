@@ -36,16 +36,6 @@ CLOSE = """mutation($agencyId: ID!, $roundId: ID!) {
 INSTRUMENT_KEYS = "query { readinessInstruments { status items { key } } }"
 
 
-def gql(portal: Portal, token: str, query: str, **variables: Any) -> dict[str, Any]:
-    """The gateway as any client calls it; fails on GraphQL errors."""
-    r = httpx.post(f"{portal.url}/graphql", json={"query": query, "variables": variables},
-                   headers={"Authorization": f"Bearer {token}"}, timeout=30, trust_env=False)
-    assert r.status_code == 200, r.text
-    body = r.json()
-    assert not body.get("errors"), body["errors"]
-    data: dict[str, Any] = body["data"]
-    return data
-
 
 def open_round(portal: Portal, admin: str, agency: str, title: str) -> dict[str, Any]:
     """Opens a round, or returns the agency's open one (one open round at a time)."""
@@ -57,12 +47,12 @@ def open_round(portal: Portal, admin: str, agency: str, title: str) -> dict[str,
         opened: dict[str, Any] = body["data"]["openReadinessRound"]
         return opened
     assert body["errors"][0]["extensions"]["status"] == 409, body["errors"]
-    rounds = gql(portal, admin, ROUNDS, agencyId=agency)["agency"]["readinessRounds"]
+    rounds = portal.gql(admin, ROUNDS, agencyId=agency)["agency"]["readinessRounds"]
     return next(r for r in rounds if r["status"] == "open")
 
 
 def item_keys(portal: Portal, token: str) -> list[str]:
-    instruments = gql(portal, token, INSTRUMENT_KEYS)["readinessInstruments"]
+    instruments = portal.gql(token, INSTRUMENT_KEYS)["readinessInstruments"]
     return [i["key"] for i in next(x for x in instruments if x["status"] == "active")["items"]]
 
 
@@ -73,7 +63,7 @@ def is_survey_query(req: Request) -> bool:
 
 
 def the_round(portal: Portal, token: str, agency: str, round_id: str) -> dict[str, Any]:
-    rounds = gql(portal, token, ROUNDS, agencyId=agency)["agency"]["readinessRounds"]
+    rounds = portal.gql(token, ROUNDS, agencyId=agency)["agency"]["readinessRounds"]
     return next(r for r in rounds if r["id"] == round_id)
 
 
@@ -122,7 +112,7 @@ def test_the_practitioner_answers_the_open_round_privately_and_finds_the_answers
     keys = item_keys(portal, me)
     asked: list[str] = []  # the count comes from the ReadinessResponseRecorded event, not from asking again
     page.on("request", lambda req: asked.append(req.url) if is_survey_query(req) else None)
-    gql(portal, portal.token(DEMO_AGENCY, "practitioner", sub=other), ANSWER, agencyId=DEMO_AGENCY,
+    portal.gql(portal.token(DEMO_AGENCY, "practitioner", sub=other), ANSWER, agencyId=DEMO_AGENCY,
         roundId=rnd["id"], answers={k: 3 for k in keys})
     expect(form.get_by_test_id("respondents")).to_have_text(str(before + 2), timeout=LIVE_MS)
     assert asked == [], "the page fetched the survey again instead of taking the count from the event"
@@ -176,10 +166,10 @@ def test_the_servers_refusal_of_an_answer_is_shown_on_that_statement(page: Page,
 def test_another_agencys_staff_see_only_their_own_round_opening_and_closing_live(page: Page, portal: Portal) -> None:
     suffix = uuid.uuid4().hex[:8]
     platform = portal.persona_token("platform_admin")
-    agency = gql(portal, platform, """mutation($name: String!) { registerAgency(input: {name: $name}) { id } }""",
+    agency = portal.gql(platform, """mutation($name: String!) { registerAgency(input: {name: $name}) { id } }""",
                  name=f"Hillside Youth {suffix}")["registerAgency"]["id"]
     admin = portal.token(agency, "agency_admin")
-    people = [gql(portal, admin, """mutation($agencyId: ID!, $input: AddStaffMemberInput!) {
+    people = [portal.gql(admin, """mutation($agencyId: ID!, $input: AddStaffMemberInput!) {
         addStaffMember(agencyId: $agencyId, input: $input) { id } }""", agencyId=agency,
                   input={"name": f"{name} {suffix}", "email": f"{name.lower()}.{suffix}@hillside.example",
                          "roles": ["practitioner"]})["addStaffMember"]["id"] for name in ("Kim", "Lee")]
@@ -198,11 +188,11 @@ def test_another_agencys_staff_see_only_their_own_round_opening_and_closing_live
     expect(form).to_be_visible(timeout=LIVE_MS)
     expect(form.get_by_test_id("respondents")).to_have_text("0")
 
-    gql(portal, portal.token(agency, "practitioner", sub=people[1]), ANSWER, agencyId=agency,
+    portal.gql(portal.token(agency, "practitioner", sub=people[1]), ANSWER, agencyId=agency,
         roundId=rnd["id"], answers={k: 4 for k in item_keys(portal, admin)})
     expect(form.get_by_test_id("respondents")).to_have_text("1", timeout=LIVE_MS)
 
-    gql(portal, admin, CLOSE, agencyId=agency, roundId=rnd["id"])  # ReadinessAssessed: the live event
+    portal.gql(admin, CLOSE, agencyId=agency, roundId=rnd["id"])  # ReadinessAssessed: the live event
     expect(page.get_by_role("status").filter(has_text=f"\u201c{title}\u201d has just closed")).to_be_visible()
     expect(form).to_have_count(0)
     expect(empty).to_contain_text(f"The last round, \u201c{title}\u201d, closed")

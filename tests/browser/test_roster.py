@@ -4,9 +4,7 @@ roster table update live. Names and emails are unique per run: the browser stack
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-import httpx
 from playwright.sync_api import Page, expect
 
 from devtools.demo import DEMO_AGENCY, PRACTITIONERS
@@ -17,18 +15,9 @@ ADD_STAFF = """mutation($agencyId: ID!, $input: AddStaffMemberInput!) {
   addStaffMember(agencyId: $agencyId, input: $input) { id name } }"""
 
 
-def gql(portal: Portal, token: str, query: str, **variables: Any) -> dict[str, Any]:
-    r = httpx.post(f"{portal.url}/graphql", json={"query": query, "variables": variables},
-                   headers={"Authorization": f"Bearer {token}"}, timeout=30, trust_env=False)
-    assert r.status_code == 200, r.text
-    body = r.json()
-    assert not body.get("errors"), body["errors"]
-    data: dict[str, Any] = body["data"]
-    return data
-
 
 def emails(portal: Portal, token: str) -> set[str]:
-    return {s["email"] for s in gql(portal, token, STAFF, agencyId=DEMO_AGENCY)["agency"]["staff"]}
+    return {s["email"] for s in portal.gql(token, STAFF, agencyId=DEMO_AGENCY)["agency"]["staff"]}
 
 
 def test_the_agency_admin_previews_a_bad_file_fixes_it_and_imports_it_with_the_roster_updating_live(
@@ -82,7 +71,7 @@ def test_the_agency_admin_previews_a_bad_file_fixes_it_and_imports_it_with_the_r
 
     # Someone added elsewhere (the API, another admin) appears without a reload: the StaffMemberJoined event.
     cy = f"Cy Marsh {s}"
-    gql(portal, admin, ADD_STAFF, agencyId=DEMO_AGENCY,
+    portal.gql(admin, ADD_STAFF, agencyId=DEMO_AGENCY,
         input={"name": cy, "email": f"cy.{s}@riverside.example", "roles": ["coach"]})
     expect(table).to_contain_text(cy)
     expect(page.locator(".live")).to_contain_text("Live")
@@ -107,7 +96,7 @@ def test_a_coach_has_no_roster_link_and_is_told_they_cannot_manage_it(page: Page
 def test_another_agencys_admin_sees_none_of_the_demo_staff(page: Page, portal: Portal) -> None:
     s = uuid.uuid4().hex[:8]
     platform = portal.persona_token("platform_admin")
-    agency = gql(portal, platform, """mutation($name: String!) { registerAgency(input: {name: $name}) { id } }""",
+    agency = portal.gql(platform, """mutation($name: String!) { registerAgency(input: {name: $name}) { id } }""",
                  name=f"Lakeside Care {s}")["registerAgency"]["id"]
     sign_in_with_token(page, portal.token(agency, "agency_admin"), "/roster")
     staff = page.get_by_test_id("staff")

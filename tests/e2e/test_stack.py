@@ -218,9 +218,9 @@ def _wait_until_running(st: Stack) -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("e2e")
+def start_runner(root: Path) -> Stack:
+    """`trellis run` (what `make run` runs) in a subprocess on its own var/ and free ports, once it says it is
+    running (the demo seed done); the test fails with the runner's diagnostics if it never does."""
     var = root / "var"
     ports = dict(zip(("nats", *SERVICES, "gateway"), _distinct_free_ports(2 + len(SERVICES)), strict=True))
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRELLIS_")}
@@ -243,7 +243,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         proc = subprocess.Popen(_runner_command(), cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     st = Stack(var=var, output=output, proc=proc, ports=ports)
-
     try:
         problem = _wait_until_running(st)
     except BaseException:  # e.g. Ctrl-C while waiting: never leave the stack behind
@@ -255,7 +254,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         diagnostics = st.diagnostics()
         st.kill_everything()
         pytest.fail(f"{problem} (stop: exit {rc})\n{diagnostics}", pytrace=False)
+    return st
 
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    st = start_runner(tmp_path_factory.mktemp("e2e"))
+    ports, output, var = st.ports, st.output, st.var
     yield st
 
     rc = _stop(st)
