@@ -31,6 +31,10 @@ def test_picking_the_coach_signs_in_and_lands_on_home_with_the_coachs_name(page:
     expect(page.get_by_role("main")).to_contain_text("Ivy Brooks")
     token = page.evaluate("(key) => sessionStorage.getItem(key)", TOKEN_KEY)
     assert token, "the portal keeps no token in sessionStorage after signing in"
+    # The start page offers what a coach's roles allow, and nothing an observer or admin does.
+    tiles = page.get_by_role("main").get_by_role("link")
+    expect(tiles).to_have_text([re.compile("^Agency overview"), re.compile("^Practitioners"),
+                                re.compile("^Readiness survey")])
 
 
 def test_dev_tokens_exist_on_the_loopback_dev_stack(portal: Portal) -> None:

@@ -8,6 +8,8 @@ export function Home() {
   const tiles = [
     can.seeAgency(roles) && { to: `/agency/${claims.agency}`, title: "Agency overview",
       text: "Implementation stage, readiness, the plan, certification and turnover." },
+    can.seePractitioners(roles) && { to: "/practitioners", title: "Practitioners",
+      text: "A practitioner's fidelity control chart, certification and coaching tasks." },
     can.isPractitioner(roles) && { to: `/practitioners/${claims.sub}`, title: "My practice",
       text: "Your fidelity trend, certification and coaching tasks." },
     can.observe(roles) && { to: "/observe", title: "Record an observation",
