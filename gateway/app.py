@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 
@@ -44,11 +45,16 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
         pool = httpx.Limits(max_connections=limits.upstream_max_connections,
                             max_keepalive_connections=limits.upstream_max_keepalive)
         app.state.http = httpx.AsyncClient(timeout=timeout, limits=pool, transport=transport)
-        await live.connect()
         app.state.live = live
+        # As the services do: serve at once (/healthz 200, /readyz 503) and connect when NATS answers.
+        connecting = asyncio.create_task(live.connect(), name="gateway-live")
+        done, _ = await asyncio.wait({connecting}, timeout=settings.nats_connect_grace_s)
+        if connecting in done and connecting.exception() is not None:
+            raise connecting.exception()  # type: ignore[misc]
         try:
             yield
         finally:
+            connecting.cancel()
             await app.state.http.aclose()
             await live.close()
 

@@ -39,7 +39,18 @@ class LiveEvents:
         self.nc: Client | None = None
 
     async def connect(self) -> None:
-        self.nc = await nats.connect(self.servers, max_reconnect_attempts=-1, reconnect_time_wait=1, name="gateway")
+        """Connect, waiting as long as NATS is away (and saying so once a second has passed)."""
+        waiting = asyncio.get_running_loop().call_later(
+            1.0, lambda: log.warning("gateway: waiting for NATS at %s", ", ".join(self.servers)))
+        try:
+            self.nc = await nats.connect(self.servers, max_reconnect_attempts=-1, reconnect_time_wait=1,
+                                         allow_reconnect=True, name="gateway", error_cb=self.on_error)
+        finally:
+            waiting.cancel()
+
+    async def on_error(self, e: Exception) -> None:
+        # nats-py's default logs a traceback per failed attempt; the waiting line above says it once.
+        log.debug("live feed: %r", e)
 
     async def close(self) -> None:
         """Drain if NATS is still there, else just close: shutdown must not fail because NATS went first."""
@@ -58,8 +69,9 @@ class LiveEvents:
 
     async def stream(self, agency: str) -> AsyncIterator[dict[str, Any]]:
         """Each CloudEvent published for `agency`, as it happens."""
-        assert self.nc is not None, "gateway not connected to NATS"
         subject = tenant_subject(agency)  # before anything is subscribed
+        if self.nc is None or not self.nc.is_connected:
+            raise ConnectionError("The live feed is not connected to NATS yet; subscribe again in a moment.")
         queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1000)
 
         async def on_msg(msg: Any) -> None:
