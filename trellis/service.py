@@ -114,7 +114,8 @@ def create_service(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(url, clock=clock or date.today, source=f"trellis/{name}",
                       lock_timeout_ms=settings.db_lock_timeout_ms,
-                      statement_timeout_ms=settings.db_statement_timeout_ms)
+                      statement_timeout_ms=settings.db_statement_timeout_ms,
+                      pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
         metrics = Metrics(name)
         # A reconnect wakes the relay at once instead of at the end of its backoff.
         broker = build_broker(settings, provider, on_reconnect=db.outbox_signal.set)
@@ -268,7 +269,14 @@ def ops_router() -> APIRouter:
             checks["database"] = "ok"
         except Exception as e:  # noqa: BLE001 - any failure means not ready
             checks["database"] = f"error: {type(e).__name__}"
-        checks["nats"] = "ok" if nats_connected(request.app.state.broker) else "error: not connected"
+        messaging: asyncio.Task[Any] | None = getattr(request.app.state, "messaging", None)
+        if not nats_connected(request.app.state.broker):
+            checks["nats"] = "error: not connected"
+        elif messaging is None or not messaging.done() or messaging.cancelled() or messaging.exception():
+            # Connected is not enough: a cluster may still be electing leaders, streams not yet declared.
+            checks["nats"] = "error: streams and consumers not started yet"
+        else:
+            checks["nats"] = "ok"
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
 

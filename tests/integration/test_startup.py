@@ -78,3 +78,38 @@ def test_a_service_waiting_for_nats_stops_on_sigterm(tmp_path: Path):
             proc.wait()
     output = (tmp_path / "fidelity.log").read_text()
     assert "Traceback" not in output
+
+
+async def test_not_ready_until_its_streams_and_consumers_have_started(tmp_path: Path, monkeypatch) -> None:
+    """Connected to NATS is not ready: a JetStream cluster electing leaders leaves streams undeclared a while."""
+    import trellis.service
+
+    nats = NatsServer(tmp_path / "nats")
+    nats.start()
+    declared = asyncio.Event()
+    real = trellis.service.ensure_streams
+
+    async def slow_streams(js, settings):  # JetStream answering late, as a cluster mid-election does
+        await declared.wait()
+        await real(js, settings)
+
+    monkeypatch.setattr(trellis.service, "ensure_streams", slow_streams)
+    settings = make_settings(nats.url, tmp_path, nats_connect_grace_s=0.2)
+    url = f"sqlite+aiosqlite:///{tmp_path}/f.db"
+    await upgrade_async("fidelity", url)
+    app = create_app(settings=settings, database_url=url)
+    try:
+        async with LifespanManager(app, startup_timeout=10, shutdown_timeout=15), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://fidelity") as c:
+            await asyncio.sleep(0.3)
+            ready = await c.get("/readyz")
+            assert ready.status_code == 503, ready.text
+            assert ready.json()["checks"]["nats"] == "error: streams and consumers not started yet"
+            declared.set()
+            for _ in range(100):
+                if (await c.get("/readyz")).status_code == 200:
+                    break
+                await asyncio.sleep(0.1)
+            assert (await c.get("/readyz")).json()["checks"] == {"database": "ok", "nats": "ok"}
+    finally:
+        nats.stop()
