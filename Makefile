@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test unit lint docs upstream bench clean portal browser chromium sdl
+.PHONY: install run test unit lint docs upstream bench clean portal browser chromium sdl image checkov
 
 # The web portal (portal/): `npm ci` again only when the lockfile changed, the vite build only when a source did.
 PORTAL := portal
@@ -50,8 +50,18 @@ lint: $(STAMP) ## ruff and the import-linter contracts
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-test: $(STAMP) lint chromium portal ## the whole suite: unit, integration (real NATS, SQLite + PostgreSQL), e2e, browser
+test: $(STAMP) lint chromium portal checkov ## the whole suite: unit, integration (real NATS, SQLite + PostgreSQL), e2e, browser
 	$(BIN)/pytest -q
+
+# checkov in a venv of its own: its pins clash with ours. tests/unit/test_k8s.py runs it over the built
+# manifests and the Dockerfile (skipped locally without it, failed on CI).
+CHECKOV := .venv-checkov/bin/checkov
+$(CHECKOV):
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install --quiet --upgrade pip
+	.venv-checkov/bin/pip install --quiet checkov==3.3.30
+
+checkov: $(CHECKOV) ## checkov (its own venv, .venv-checkov) for the manifest and Dockerfile checks
 
 browser: $(STAMP) chromium portal ## only the browser tests (Playwright + Debian's chromium); screenshots in artifacts/
 	$(BIN)/pytest -q tests/browser
@@ -70,6 +80,18 @@ sdl: $(STAMP) ## the gateway's GraphQL SDL, portal/schema.graphql: the portal's 
 
 bench: $(STAMP) $(PORTAL_INSTALLED) ## benchmarks: ratios against anchors measured in the same run; options through ARGS="--only http"
 	$(BIN)/python -m bench $(ARGS)
+
+# The container image (Dockerfile): built where a Docker engine runs; this workplace has none, so here it stops
+# with a message. `make test` lints the Dockerfile (tests/unit/test_dockerfile.py) without an engine.
+IMAGE ?= trellis:dev
+IMAGE_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 1)
+image: ## the container image $(IMAGE) (needs a Docker engine): one image for the gateway, every service and the jobs
+	@command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || { \
+	  echo "error: no Docker engine is reachable here, so the image cannot be built on this machine." >&2; \
+	  echo "Run 'make image' where Docker runs (CI, a workstation); 'make test' lints the Dockerfile meanwhile." >&2; \
+	  exit 1; }
+	docker build -t $(IMAGE) --build-arg VERSION=$(IMAGE_VERSION) \
+	  --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) .
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache .hypothesis $(PORTAL)/dist artifacts

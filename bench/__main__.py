@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
-from bench import consume, drift, e2e, http_api, portal, publish, report
+from bench import consume, drift, e2e, http_api, portal, publish, report, scale
 from bench.common import Config, Figure, say
 from devtools.runner import nats_server_binary
 from tests.support import PgCluster
@@ -35,6 +35,7 @@ BENCHES: dict[str, tuple[str, Callable[[Config], Awaitable[list[Figure]]]]] = {
     "e2e": ("4. Observation → coaching task, end to end", e2e.run),
     "drift": ("5. Drift: one more observation, from 10 to 10,000 prior ones", drift.run),
     "portal": ("6. Web portal: the agency overview through the gateway, the bundle, the first page", portal.run),
+    "scale": ("7. Scale-out: coaching consumer throughput, 1 replica vs 2, on a 3-node JetStream cluster", scale.run),
 }
 
 

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with
 from sqlalchemy.types import TypeDecorator
 
 from trellis.envelope import Envelope, EventPayload
+from trellis.settings import get_settings
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -259,6 +260,7 @@ class Database:
     def __init__(
         self, url: str, *, echo: bool = False, clock: Callable[[], date] = date.today, source: str = "trellis",
         lock_timeout_ms: int = 5000, statement_timeout_ms: int = 30000,
+        pool_size: int | None = None, max_overflow: int | None = None,
     ) -> None:
         self.url = url
         self.source = source  # the CloudEvents `source` of what this service emits
@@ -272,7 +274,13 @@ class Database:
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+            # At most pool_size + max_overflow connections per process (default: TRELLIS_DB_POOL_SIZE and
+            # TRELLIS_DB_MAX_OVERFLOW, so `trellis sweep` honours them too); the rest wait for one.
+            if pool_size is None or max_overflow is None:
+                settings = get_settings()
+                pool_size = settings.db_pool_size if pool_size is None else pool_size
+                max_overflow = settings.db_max_overflow if max_overflow is None else max_overflow
+            kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
             # A request or handler stuck behind a row lock fails (and is retried) instead of stalling.
             kwargs["connect_args"] = {"server_settings": {
                 "lock_timeout": str(lock_timeout_ms), "statement_timeout": str(statement_timeout_ms)}}

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     # PostgreSQL: waiting on a row lock, or one statement, fails after this long instead of stalling.
     db_lock_timeout_ms: int = 5000
     db_statement_timeout_ms: int = 30000
+    # PostgreSQL connections per process: the pool keeps up to db_pool_size open and opens up to
+    # db_max_overflow more under load. Replicas x (both) must fit the server's max_connections.
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
     outbox_poll_s: float = 1.0
     outbox_batch: int = 256
     outbox_linger_s: float = 0.0
