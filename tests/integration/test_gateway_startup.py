@@ -1,15 +1,11 @@
 """The gateway starts without NATS as the services do: it serves /healthz, is not ready, says what it waits for,
-becomes ready when NATS comes, and stops on a signal meanwhile (a Kubernetes probe and rollout rely on this)."""
+becomes ready when NATS comes (a Kubernetes probe relies on this; stopping on SIGTERM meanwhile is in
+test_startup.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -18,7 +14,7 @@ from asgi_lifespan import LifespanManager
 
 from gateway.app import create_app
 from tests.conftest import make_settings
-from tests.support import NatsServer, free_port
+from tests.support import NatsServer
 
 
 async def test_without_nats_the_gateway_serves_health_and_connects_when_nats_comes(
@@ -42,30 +38,3 @@ async def test_without_nats_the_gateway_serves_health_and_connects_when_nats_com
             assert (await c.get("/readyz")).status_code == 200
     finally:
         nats.stop()
-
-
-def test_a_gateway_waiting_for_nats_stops_on_sigterm(tmp_path: Path) -> None:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRELLIS_")} | {
-        "TRELLIS_NATS_URL": f"nats://127.0.0.1:{free_port()}", "TRELLIS_VAR_DIR": str(tmp_path),
-        "TRELLIS_GATEWAY_PORT": str(port), "TRELLIS_NATS_CONNECT_GRACE_S": "0.5"}
-    log = (tmp_path / "gateway.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "gateway"], env=env, stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "gateway.log").read_text()[-2000:]
-            time.sleep(0.1)
-        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 503
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) in (0, -signal.SIGTERM)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert "Traceback" not in (tmp_path / "gateway.log").read_text()

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
 
 from services.fidelity.app import create_app
@@ -45,16 +46,19 @@ async def test_without_nats_it_serves_health_waits_and_connects_when_nats_comes(
         nats.stop()
 
 
-def test_a_service_waiting_for_nats_stops_on_sigterm(tmp_path: Path):
+@pytest.mark.parametrize("name", ["fidelity", "gateway"])
+def test_a_process_waiting_for_nats_stops_on_sigterm(tmp_path: Path, name: str):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRELLIS_")} | {
         "TRELLIS_NATS_URL": f"nats://127.0.0.1:{free_port()}", "TRELLIS_VAR_DIR": str(tmp_path),
-        "TRELLIS_FIDELITY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/f.db",
-        "TRELLIS_FIDELITY_PORT": str(port), "TRELLIS_NATS_CONNECT_GRACE_S": "0.5"}
-    subprocess.run([sys.executable, "-m", "ops.cli", "migrate", "fidelity"], env=env, check=True,
-                   capture_output=True)
-    log = (tmp_path / "fidelity.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "services.fidelity"], env=env, stdout=log, stderr=log)
+        f"TRELLIS_{name.upper()}_PORT": str(port), "TRELLIS_NATS_CONNECT_GRACE_S": "0.5"}
+    module = "gateway"
+    if name != "gateway":
+        env[f"TRELLIS_{name.upper()}_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path}/{name}.db"
+        subprocess.run([sys.executable, "-m", "ops.cli", "migrate", name], env=env, check=True, capture_output=True)
+        module = f"services.{name}"
+    log = (tmp_path / f"{name}.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", module], env=env, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -63,10 +67,10 @@ def test_a_service_waiting_for_nats_stops_on_sigterm(tmp_path: Path):
                     break
             except httpx.HTTPError:
                 pass
-            assert time.monotonic() < deadline, (tmp_path / "fidelity.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, (tmp_path / f"{name}.log").read_text()[-2000:]
             time.sleep(0.1)
         assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 503
-        while "waiting for NATS" not in (tmp_path / "fidelity.log").read_text():
+        while "waiting for NATS" not in (tmp_path / f"{name}.log").read_text():
             assert time.monotonic() < deadline, "no log line says what the service waits for"
             time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)
@@ -76,7 +80,7 @@ def test_a_service_waiting_for_nats_stops_on_sigterm(tmp_path: Path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    output = (tmp_path / "fidelity.log").read_text()
+    output = (tmp_path / f"{name}.log").read_text()
     assert "Traceback" not in output
 
 
