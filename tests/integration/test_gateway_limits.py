@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from graphql import parse
 
 from gateway.readiness import Agency
 from tests.conftest import make_settings
@@ -154,7 +155,12 @@ async def test_over_limit_documents_are_refused_in_milliseconds_while_healthz_an
                 break
             await asyncio.sleep(0.005)
         took, body = await refusal
-        assert took < 1.0, f"the 300k-token document took {took:.2f} s to refuse"
+        # Against an anchor in the same run, not a wall-clock bound: parsing the whole document is what the
+        # token limit saves, and a loaded machine slows both alike.
+        started = time.perf_counter()
+        parse(huge)
+        full_parse = time.perf_counter() - started
+        assert took < full_parse / 2, f"refusing took {took:.2f} s, a full parse {full_parse:.2f} s"
         assert slowest_health < 0.5, f"/healthz waited {slowest_health:.2f} s"
         assert body["data"] is None and "more than 2000 tokens" in gql_message(body), body["errors"][0]
 
