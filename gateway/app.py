@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 
 import httpx
 from fastapi import APIRouter, FastAPI, Request, WebSocket
@@ -15,7 +16,9 @@ from gateway.clients import Budget, ServiceClient
 from gateway.context import Context
 from gateway.devauth import auth_router, dev_mode, dev_router
 from gateway.graphiql import OfflineGraphQLRouter
+from gateway.instrument import RequestMetrics
 from gateway.live import LiveEvents
+from gateway.metrics import GatewayMetrics, metrics_router
 from gateway.portal import serve_portal
 from gateway.schema import build_schema
 from gateway.settings import GatewaySettings
@@ -37,6 +40,7 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
     verifier = TokenVerifier(settings)
     live = LiveEvents(settings.nats_servers)
     urls = {name: service_settings(name, settings).url for name in ("fidelity", "coaching", "readiness")}
+    metrics = GatewayMetrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,17 +69,20 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
         http: httpx.AsyncClient = conn.app.state.http
         budget = Budget(limits.upstream_budget)  # shared by the request's clients
         return Context(
-            fidelity=ServiceClient("fidelity", urls["fidelity"], http, auth, budget),
-            coaching=ServiceClient("coaching", urls["coaching"], http, auth, budget),
-            readiness=ServiceClient("readiness", urls["readiness"], http, auth, budget),
+            fidelity=ServiceClient("fidelity", urls["fidelity"], http, auth, budget, metrics),
+            coaching=ServiceClient("coaching", urls["coaching"], http, auth, budget, metrics),
+            readiness=ServiceClient("readiness", urls["readiness"], http, auth, budget, metrics),
             verifier=verifier, live=live, authorization=auth, limits=limits,
         )
 
     app = offline_fastapi(title="Trellis gateway", lifespan=lifespan)  # /docs and GraphiQL work offline
-    graphql = OfflineGraphQLRouter(build_schema(limits), context_getter=context,
+    schema = build_schema(limits)
+    schema.extensions = (*schema.extensions, partial(RequestMetrics, metrics))  # this app's registry
+    graphql = OfflineGraphQLRouter(schema, context_getter=context,
                                    subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL])
     app.include_router(graphql, prefix="/graphql")
     app.include_router(health_router(lambda: live.nc is not None and live.nc.is_connected))
+    app.include_router(metrics_router(metrics))
     app.include_router(auth_router(settings, limits))
     if dev_mode(settings):  # not even mounted otherwise
         app.include_router(dev_router(settings))

@@ -22,6 +22,8 @@ from strawberry import UNSET
 from strawberry.types.field import StrawberryField
 from strawberry.utils.str_converters import to_camel_case
 
+from gateway.metrics import GatewayMetrics, status_class
+
 log = logging.getLogger("gateway.upstream")
 
 MAX_PAGE = 500
@@ -177,19 +179,24 @@ class Budget:
 
 class ServiceClient:
     def __init__(self, name: str, base_url: str, http: httpx.AsyncClient, authorization: str,
-                 budget: Budget | None = None) -> None:
+                 budget: Budget | None = None, metrics: GatewayMetrics | None = None) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.http = http
         self.headers = {"Authorization": authorization} if authorization else {}
         self.budget = budget or Budget(10**9)
+        self.metrics = metrics
 
     async def _request(self, method: str, path: str, inputs: Inputs | None = None, **kwargs: Any) -> Any:
         self.budget.spend(self.name)
         try:
             r = await self.http.request(method, f"{self.base_url}{path}", **kwargs)
         except httpx.TransportError as e:
+            if self.metrics is not None:
+                self.metrics.upstream_calls.labels(self.name, status_class(None)).inc()
             raise UpstreamUnavailable(self.name, e) from e
+        if self.metrics is not None:
+            self.metrics.upstream_calls.labels(self.name, status_class(r.status_code)).inc()
         if r.status_code >= 400:
             raise UpstreamError(self.name, r, inputs)
         return r.json()

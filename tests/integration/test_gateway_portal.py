@@ -128,7 +128,7 @@ async def test_client_side_routes_get_the_page_and_api_paths_keep_their_json_404
             r = await http.get(route, headers=HTML)
             assert r.status_code == 200 and r.text == INDEX, route
             assert "content-security-policy" in r.headers
-        for api in ("/graphql/nope", "/auth/nope", "/dev/nope", "/docs/nope", "/healthz/x", "/metrics",
+        for api in ("/graphql/nope", "/auth/nope", "/dev/nope", "/docs/nope", "/healthz/x", "/metrics/x",
                     "/openapi.json/x"):
             r = await http.get(api, headers=HTML)
             assert r.status_code == 404 and r.headers["content-type"] == "application/json", api

@@ -2,7 +2,8 @@
 
 Every `trellis ...` command it quotes parses against the real CLI (subcommands, options, argument types),
 every `TRELLIS_*` variable is a real setting, every `trellis_*` metric is exported by the kernel's registry
-and set somewhere outside trellis/metrics.py, and every path it names or links exists.
+or the gateway's and set somewhere outside trellis/metrics.py and gateway/metrics.py, and every path it names
+or links exists.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
 from ops.cli import app
 from trellis.metrics import Metrics
@@ -90,18 +92,18 @@ def env_names() -> set[str]:
 
 
 def exported_metrics() -> dict[str, str]:
-    """Every sample name the kernel's registry can export, mapped to the Metrics attribute behind it."""
-    m = Metrics("doc-check")
+    """Every sample name the kernel's and the gateway's registries can export, mapped to the attribute behind it."""
     suffixes = {"counter": ("_total", "_created"), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum",
                                                                                  "_created")}
-    # prometheus_client keeps a collector's family name only in `_name`; there is no public accessor.
-    by_family = {c._name: attr for attr, c in vars(m).items() if hasattr(c, "_name")}
     names = {}
-    for family in m.registry.collect():
-        attr = by_family[family.name]
-        names[family.name] = attr
-        for suffix in suffixes[family.type]:
-            names[family.name + suffix] = attr
+    for m in (Metrics("doc-check"), GatewayMetrics()):
+        # prometheus_client keeps a collector's family name only in `_name`; there is no public accessor.
+        by_family = {c._name: attr for attr, c in vars(m).items() if hasattr(c, "_name")}
+        for family in m.registry.collect():
+            attr = by_family[family.name]
+            names[family.name] = attr
+            for suffix in suffixes[family.type]:
+                names[family.name + suffix] = attr
     return names
 
 
@@ -109,7 +111,7 @@ def emitted(attr: str) -> bool:
     """The metric is set, incremented or observed somewhere, not only declared."""
     use = re.compile(rf"\.{attr}\b")
     return any(use.search(p.read_text(encoding="utf-8")) for d in CODE_DIRS for p in (ROOT / d).rglob("*.py")
-               if p != ROOT / "trellis" / "metrics.py")
+               if p not in (ROOT / "trellis" / "metrics.py", ROOT / "gateway" / "metrics.py"))
 
 
 def path_problems(text: str) -> list[str]:
