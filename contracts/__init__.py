@@ -1,6 +1,6 @@
 """The public event catalog. Imports nothing but pydantic and the kernel's envelope."""
 
-from contracts import coaching, fidelity, learning, readiness
+from contracts import coaching, community, fidelity, learning, readiness
 from trellis.envelope import EventPayload
 
 DOMAINS = ("readiness", "learning", "coaching", "fidelity", "community")
@@ -19,4 +19,8 @@ def catalog() -> list[type[EventPayload]]:
         fidelity.RecertificationDue, fidelity.CertificationRenewed, fidelity.CertificationLapsed,
         fidelity.CertificationRevoked, fidelity.FidelityDriftDetected, fidelity.FidelityDriftCleared,
         coaching.CoachingTaskOpened,
+        community.SessionScheduled, community.SessionCancelled, community.RegistrationConfirmed,
+        community.WaitlistOffered, community.RegistrationCancelled, community.SessionReminderDue,
+        community.AttendanceRecorded, community.ContinuingEducationEarned, community.CaseRecommendationsIssued,
+        community.CaseFollowUpReported,
     ]

@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -18,6 +18,8 @@ from fastapi import FastAPI
 from contracts.readiness import StaffMemberJoined
 from services.coaching.app import create_app as coaching_app
 from services.coaching.models import ROSTER as COACHING_ROSTER
+from services.community.app import create_app as community_app
+from services.community.models import ROSTER as COMMUNITY_ROSTER
 from services.fidelity.app import create_app as fidelity_app
 from services.fidelity.models import ROSTER as FIDELITY_ROSTER
 from services.readiness.app import create_app as readiness_app
@@ -45,12 +47,31 @@ class Clock:
         return self.today
 
 
+class Instant:
+    """The services' instant (`running_stack(..., now=Instant(...))`), for rules finer than a day."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def move(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+    def today(self) -> date:
+        """A date clock that follows this instant (pass as `clock=instant.today`)."""
+        return self.now.date()
+
+
 @contextlib.asynccontextmanager
-async def service_db(service: str, tmp_path: Any, clock: Callable[[], date]) -> AsyncIterator[Database]:
+async def service_db(service: str, tmp_path: Any, clock: Callable[[], date],
+                     now: Callable[[], datetime] | None = None, url: str | None = None) -> AsyncIterator[Database]:
     """A service's own database, migrated, as its use cases see it (no HTTP, no NATS): for use-case tests."""
-    url = f"sqlite+aiosqlite:///{tmp_path / f'{service}.db'}"
+    url = url or f"sqlite+aiosqlite:///{tmp_path / f'{service}.db'}"
     await upgrade_async(service, url)
-    db = Database(url, clock=clock, source=f"trellis/{service}")
+    db = Database(url, clock=clock, now=now, source=f"trellis/{service}")
     try:
         yield db
     finally:
@@ -97,7 +118,8 @@ class Stack:
     async def enrol(self, agency: str, *people: str, roles: tuple[str, ...] = ("practitioner",)) -> None:
         """Put people on the agency's roster the way readiness does: StaffMemberJoined over NATS."""
         await publish_joined(jetstream(self.apps["fidelity"].state.broker), agency, people, roles)
-        rosters = [(self.apps["fidelity"], FIDELITY_ROSTER), (self.apps["coaching"], COACHING_ROSTER)]
+        rosters = [(self.apps[n], r) for n, r in (("fidelity", FIDELITY_ROSTER), ("coaching", COACHING_ROSTER),
+                                                   ("community", COMMUNITY_ROSTER)) if n in self.apps]
 
         async def on_every_roster() -> bool:
             for app, roster in rosters:
@@ -128,7 +150,8 @@ async def publish_joined(js: Any, agency: str, people: Any, roles: tuple[str, ..
 async def running_stack(settings: Settings, urls: dict[str, str], **kw: Any) -> AsyncIterator[Stack]:
     for name, url in urls.items():
         await upgrade_async(name, url)
-    factories = {"readiness": readiness_app, "fidelity": fidelity_app, "coaching": coaching_app}
+    factories = {"readiness": readiness_app, "fidelity": fidelity_app, "coaching": coaching_app,
+                 "community": community_app}
     apps = {name: factories[name](settings=settings, database_url=url, **kw) for name, url in urls.items()}
     async with contextlib.AsyncExitStack() as stack:
         clients = {}

@@ -236,6 +236,12 @@ class UnitOfWork(AsyncSession):
         return clock()
 
     @property
+    def now(self) -> datetime:
+        """The service's injectable instant (UTC), for rules finer than a day."""
+        clock: Callable[[], datetime] = self.sync_session.info.get("now", utcnow)
+        return clock()
+
+    @property
     def agency(self) -> str | None:
         return self.sync_session.info.get("agency")  # type: ignore[no-any-return]
 
@@ -261,11 +267,14 @@ class Database:
         self, url: str, *, echo: bool = False, clock: Callable[[], date] = date.today, source: str = "trellis",
         lock_timeout_ms: int = 5000, statement_timeout_ms: int = 30000,
         pool_size: int | None = None, max_overflow: int | None = None,
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         self.url = url
         self.source = source  # the CloudEvents `source` of what this service emits
         # Today's date for the service's rules: injectable, so tests move time instead of waiting.
         self.clock = clock
+        # The instant, for rules finer than a day (offers, reminders); injectable the same way.
+        self.now: Callable[[], datetime] = now or utcnow
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         kwargs: dict[str, Any] = {"echo": echo}
@@ -325,7 +334,7 @@ class Database:
                 self.outbox_signal.set()
 
     def _bind(self, session: AsyncSession) -> None:
-        session.sync_session.info.update(clock=self.clock, source=self.source)
+        session.sync_session.info.update(clock=self.clock, now=self.now, source=self.source)
 
     def _joined_session(self) -> UnitOfWork | None:
         current = _request_session.get()

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -101,6 +101,7 @@ def create_service(
     on_startup: Callable[[FastAPI], Awaitable[None]] | None = None,
     chores: dict[str, housekeeping.Chore] | None = None,
     clock: Callable[[], date] | None = None,
+    now: Callable[[], datetime] | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
     svc = service_settings(name, settings)
@@ -112,7 +113,7 @@ def create_service(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(url, clock=clock or date.today, source=f"trellis/{name}",
+        db = Database(url, clock=clock or date.today, now=now, source=f"trellis/{name}",
                       lock_timeout_ms=settings.db_lock_timeout_ms,
                       statement_timeout_ms=settings.db_statement_timeout_ms,
                       pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)

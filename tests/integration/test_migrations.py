@@ -8,6 +8,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import MetaData
 
 from services.coaching.models import Base as CoachingBase
+from services.community.models import Base as CommunityBase
 from services.fidelity.models import Base as FidelityBase
 from services.readiness.models import Base as ReadinessBase
 from trellis.db import Database, kernel_metadata
@@ -15,6 +16,7 @@ from trellis.migrate import upgrade_async
 
 METADATA: dict[str, MetaData] = {
     "readiness": ReadinessBase.metadata, "fidelity": FidelityBase.metadata, "coaching": CoachingBase.metadata,
+    "community": CommunityBase.metadata,
 }
 
 

@@ -1,0 +1,1 @@
+"""Community: cross-agency learning sessions, continuing education and ECHO-style case consultation."""

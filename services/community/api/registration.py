@@ -1,0 +1,5 @@
+"""Community REST: registration."""
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/v1", tags=["community"])

@@ -1,0 +1,1 @@
+"""Community request and response bodies (pydantic), one module per area."""
