@@ -56,6 +56,10 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.
     raise SystemExit(f"nothing listens on port {port} after {timeout}s")
 
 
+# How often the dev stack's services run their chores, unless TRELLIS_HOUSEKEEPING_EVERY_S says otherwise.
+DEV_SWEEP_EVERY_S = 300
+
+
 class Interrupted(Exception):
     """Ctrl-C arrived while the stack was starting."""
 
@@ -118,6 +122,10 @@ def run_stack(*, seed: bool = True, settings: Settings | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     nats_url = f"nats://127.0.0.1:{settings.nats_port}"
     env = {**os.environ, "TRELLIS_NATS_URL": nats_url, "TRELLIS_VAR_DIR": str(var)}
+    if "housekeeping_every_s" not in settings.model_fields_set:
+        # No CronJob here: the services' own chores are the sweeps, and the community's 1-hour reminders and
+        # expiring waiting-list offers need a run every 5 minutes, as its CronJob does in deploy/k8s.
+        env["TRELLIS_HOUSEKEEPING_EVERY_S"] = str(DEV_SWEEP_EVERY_S)
     try:
         procs.append(start_nats(var, settings.nats_port))
         print(f"nats-server     {nats_url} (JetStream store {var / 'nats'})", flush=True)

@@ -31,6 +31,9 @@ def migrate(
 def sweep(
     services: Annotated[list[str] | None, typer.Argument(help="Default: every configured service")] = None,
     today: Annotated[str | None, typer.Option(help="Run as if it were this ISO date (default: today)")] = None,
+    now: Annotated[str | None, typer.Option(
+        help="Run as if it were this ISO 8601 instant, e.g. 2027-01-05T09:00:00Z (UTC if no offset; "
+             "default: now). Sets --today to its UTC date unless given")] = None,
 ) -> None:
     """Run each service's periodic chores once, e.g. certification windows and lapses, for a CronJob.
 
@@ -38,7 +41,7 @@ def sweep(
     the running services publish them.
     """
     import asyncio
-    from datetime import date
+    from datetime import UTC, date, datetime
 
     from trellis.db import Database
     from trellis.service import service_spec
@@ -48,11 +51,24 @@ def sweep(
     except ValueError as e:
         typer.echo(f"error: --today must be an ISO date (YYYY-MM-DD): {e}", err=True)
         raise typer.Exit(2) from e
+    try:
+        instant = datetime.fromisoformat(now) if now else None
+    except ValueError as e:
+        typer.echo(f"error: --now must be an ISO 8601 date and time (e.g. 2027-01-05T09:00:00Z): {e}", err=True)
+        raise typer.Exit(2) from e
+    if instant is not None:
+        # The time-based chores (offers, reminders) compare with UTC instants: a naive value is taken as UTC.
+        instant = instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
+        if day is not None and day != instant.date():
+            typer.echo(f"error: --today {day} is not the UTC date of --now {instant.isoformat()}", err=True)
+            raise typer.Exit(2)
+        day = instant.date()
     settings = get_settings()
 
     async def run_chores(name: str, url: str) -> None:
         chores = service_spec(name).chores
-        db = Database(url, clock=(lambda: day) if day else date.today, source=f"trellis/{name}")
+        db = Database(url, clock=(lambda: day) if day else date.today, source=f"trellis/{name}",
+                      now=(lambda: instant) if instant else None)
         try:
             for chore, fn in chores.items():
                 typer.echo(f"{name}: {chore}: {await fn(db)}")

@@ -28,8 +28,8 @@ class Settings(BaseSettings):
 
     var_dir: Path = Path("var")
     services: list[str] = Field(
-        default=["readiness", "fidelity", "coaching"],
-        description='Services the dev runner starts, as a JSON list: ["readiness","fidelity","coaching"].',
+        default=["readiness", "fidelity", "coaching", "community"],
+        description='Services the dev runner starts, as a JSON list: ["readiness","fidelity","coaching","community"].',
     )
     bind_host: str = "127.0.0.1"
     nats_url: str = "nats://127.0.0.1:4222"

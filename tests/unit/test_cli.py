@@ -63,3 +63,33 @@ def test_sweep_runs_the_certification_sweep_once_on_a_given_date(tmp_path, monke
         "fidelity.RecertificationDue.v1", "fidelity.CertificationLapsed.v1"]
     assert runner.invoke(app, ["sweep", "fidelity", "--today", "tomorrow"]).exit_code == 2
     assert runner.invoke(app, ["sweep", "learning"]).exit_code == 2
+
+
+def test_sweep_runs_the_chores_at_the_instant_given_by_now(tmp_path, monkeypatch) -> None:
+    """`--now` reaches the chores as `db.now()` (UTC; a naive value is UTC), and its UTC date as `db.clock()`:
+    the community's offer and reminder sweeps can be run for a given instant."""
+    from trellis import service
+    from trellis.db import Database
+
+    async def probe(db: Database) -> str:
+        return f"{db.now().isoformat()} on {db.clock().isoformat()}"
+
+    spec = service.ServiceSpec("community", lambda: None, tmp_path, {"probe": probe})  # type: ignore[arg-type,return-value]
+    monkeypatch.setattr(service, "service_spec", lambda name: spec)
+    monkeypatch.setenv("TRELLIS_COMMUNITY_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/c.db")
+    result = runner.invoke(app, ["sweep", "community", "--now", "2027-01-05T09:00:00"])
+    assert result.exit_code == 0, result.output
+    assert "community: probe: 2027-01-05T09:00:00+00:00 on 2027-01-05" in result.output
+    result = runner.invoke(app, ["sweep", "community", "--now", "2027-01-05T23:30:00-05:00"])
+    assert "community: probe: 2027-01-06T04:30:00+00:00 on 2027-01-06" in result.output, result.output
+    result = runner.invoke(app, ["sweep", "community", "--now", "2027-01-05T09:00:00Z", "--today", "2027-01-05"])
+    assert "probe: 2027-01-05T09:00:00+00:00 on 2027-01-05" in result.output, result.output
+
+
+def test_sweep_refuses_a_bad_now_clearly(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TRELLIS_COMMUNITY_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/c.db")
+    result = runner.invoke(app, ["sweep", "community", "--now", "next tuesday"])
+    assert result.exit_code == 2 and "--now must be an ISO 8601 date and time" in result.output, result.output
+    result = runner.invoke(app, ["sweep", "community", "--now", "2027-01-05T09:00:00Z", "--today", "2027-01-04"])
+    assert result.exit_code == 2 and "is not the UTC date of --now" in result.output, result.output
+    assert not (tmp_path / "c.db").exists()  # refused before any database was opened

@@ -39,7 +39,11 @@ K8S = ROOT / "deploy" / "k8s"
 NATS_CONF = K8S / "base" / "nats" / "nats.conf"
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 OVERLAYS = ("dev", "prod")
-SERVICES = ("readiness", "fidelity", "coaching")
+SERVICES = ("readiness", "fidelity", "coaching", "community")
+# The longest a sweep CronJob may wait between runs, per service, where a chore's promise depends on it:
+# community's reminder-sweep publishes SessionReminderDue 1 h before a session, and offer-sweep passes an
+# expired waiting-list offer on; a run every 5 minutes keeps both within 5 minutes of due.
+SWEEP_MAX_PERIOD_MINUTES = {"community": 5}
 APPS = ("gateway", *SERVICES)
 IMAGE = "ghcr.io/trellis-platform/trellis:0.1.0"
 K8S_VERSION = "1.30.0"
@@ -254,6 +258,17 @@ def network_problems(docs: list[Doc]) -> list[str]:
             port.get("port") == 53 for port in r.get("ports", []))]
         if not dns:
             out.append(f"{name}: no DNS egress")
+    # The gateway reaches every service's HTTP port (default-deny would make its calls time out).
+    gateway = named(docs, "Deployment", "gateway")
+    if gateway is not None:
+        out_rules = [r for p in policies if "Egress" in p["spec"].get("policyTypes", [])
+                     and selects(p["spec"]["podSelector"], pod_labels(gateway)) for r in p["spec"].get("egress", [])]
+        for svc in SERVICES:
+            dep = named(docs, "Deployment", svc)
+            if dep is not None and not any(_port_allowed(r, 8000) and any(
+                    "podSelector" in peer and "namespaceSelector" not in peer
+                    and selects(peer["podSelector"], pod_labels(dep)) for peer in r.get("to", [])) for r in out_rules):
+                out.append(f"gateway: no egress to {svc} on 8000")
     # NATS clients: exactly the apps.
     nats_in = [r for p in policies if p["metadata"]["name"] == "nats" for r in p["spec"].get("ingress", [])
                if any(port.get("port") == 4222 for port in r.get("ports", []))]
@@ -389,18 +404,52 @@ def migration_problems(docs: list[Doc]) -> list[str]:
     return out
 
 
+def cron_period_minutes(schedule: str) -> int | None:
+    """The longest wait between two runs of a schedule that fires every hour (`<minutes> * * * *`);
+    None for anything else (not read here: such a schedule needs a check of its own)."""
+    fields = schedule.split()
+    if len(fields) != 5 or any(f != "*" for f in fields[1:]):
+        return None
+    minutes: set[int] = set()
+    for part in fields[0].split(","):
+        base, _, step = part.partition("/")
+        if base == "*":
+            lo, hi = 0, 59
+        elif "-" in base:
+            lo, hi = (int(x) for x in base.split("-"))
+        else:
+            lo = int(base)
+            hi = 59 if step else lo
+        minutes.update(range(lo, hi + 1, int(step or 1)))
+    at = sorted(minutes)
+    return max(b - a for a, b in zip(at, [*at[1:], at[0] + 60], strict=True))
+
+
 def cronjob_problems(docs: list[Doc]) -> list[str]:
+    """A sweep CronJob per service with chores, never overlapping itself, each run cut off before the next
+    is due (a stuck run would otherwise hold back every later one), and as often as its chores need."""
     from trellis.service import installed_services
 
     out = []
-    with_chores = {n for n, spec in installed_services().items() if spec.chores}
+    with_chores = {n for n, spec in installed_services().items() if spec.chores} | set(SWEEP_MAX_PERIOD_MINUTES)
     crons = {tuple(c["command"]): cj for cj in of_kind(docs, "CronJob") for c in containers(cj)}
     for svc in sorted(with_chores):
         cj = crons.get(("trellis", "sweep", svc))
         if cj is None:
             out.append(f"{svc}: no sweep CronJob")
-        elif cj["spec"].get("concurrencyPolicy") != "Forbid":
+            continue
+        if cj["spec"].get("concurrencyPolicy") != "Forbid":
             out.append(f"{svc}: the sweep CronJob may overlap itself")
+        period = cron_period_minutes(cj["spec"]["schedule"])
+        if period is None:
+            out.append(f"{svc}: cannot read the sweep schedule {cj['spec']['schedule']!r}")
+            continue
+        deadline = cj["spec"]["jobTemplate"]["spec"].get("activeDeadlineSeconds")
+        if deadline is None or deadline >= period * 60:
+            out.append(f"{svc}: a sweep run may last {deadline} s, past the next run ({period} min)")
+        if period > SWEEP_MAX_PERIOD_MINUTES.get(svc, 60):
+            out.append(f"{svc}: the sweep runs every {period} min, its chores need "
+                       f"{SWEEP_MAX_PERIOD_MINUTES.get(svc, 60)}")
     return out
 
 
@@ -562,6 +611,31 @@ def connection_budget_problems(docs: list[Doc]) -> list[str]:
     return out
 
 
+def own_service_settings() -> set[str]:
+    """The `TRELLIS_<SERVICE>_*` settings a service declares in its own config module, e.g.
+    TRELLIS_COMMUNITY_CASE_RETENTION_DAYS (services/community/config.py)."""
+    import importlib
+
+    from pydantic_settings import BaseSettings
+
+    from trellis.service import installed_services
+
+    names = set()
+    for spec in installed_services().values():
+        module_name = spec.create_app.__module__.rpartition(".")[0] + ".config"
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name != module_name:
+                raise
+            continue
+        for obj in vars(module).values():
+            if isinstance(obj, type) and issubclass(obj, BaseSettings) and obj.__module__ == module_name:
+                prefix = str(obj.model_config.get("env_prefix", ""))
+                names |= {f"{prefix}{f}".upper() for f in obj.model_fields}
+    return names
+
+
 def kustomization_problems(root: Path) -> list[str]:
     deprecated = ("commonLabels", "patchesStrategicMerge", "patchesJson6902", "bases", "vars")
     out = []
@@ -611,7 +685,7 @@ def test_no_package_ships_the_crd_schemas_so_their_fields_are_asserted(overlay: 
 
 
 def test_services_and_the_gateway_serve_metrics() -> None:
-    """Why there are four ServiceMonitors: the three services' and the gateway's."""
+    """Why every service and the gateway have a ServiceMonitor: each serves /metrics."""
     from gateway.app import create_app
     from trellis.service import ops_router
 
@@ -675,13 +749,14 @@ def test_config_keys_are_settings_trellis_reads(overlay: str) -> None:
     from gateway.settings import GatewaySettings
     from trellis.settings import ServiceSettings
 
-    known = {f"TRELLIS_{f.upper()}" for f in Settings.model_fields}
+    known = {f"TRELLIS_{f.upper()}" for f in Settings.model_fields} | own_service_settings()
     known |= {f"TRELLIS_{a.upper()}_{f.upper()}" for a in APPS for f in ServiceSettings.model_fields}
     known |= {f"TRELLIS_GATEWAY_{f.upper()}" for f in GatewaySettings.model_fields}
     cm = next(c for c in of_kind(built(overlay), "ConfigMap") if c["metadata"]["name"].startswith("trellis-config"))
     unknown = {k for k in cm["data"] if k.startswith("TRELLIS_")} - known
     assert not unknown, f"settings nothing reads: {sorted(unknown)}"
     assert cm["data"]["TRELLIS_STREAM_REPLICAS"] == ("3" if overlay == "prod" else "1")
+    assert "TRELLIS_COMMUNITY_CASE_RETENTION_DAYS" in cm["data"] and "TRELLIS_COMMUNITY_CASE_RETENTION_DAY" not in known
 
 
 def test_migrations_run_before_the_rollout(overlay: str) -> None:
@@ -812,6 +887,20 @@ MUTATIONS: dict[str, tuple[str, Callable[[list[Doc]], None], Callable[[list[Doc]
                             lambda d, o: migration_problems(d)),
     "overlapping sweep": ("prod", lambda d: of_kind(d, "CronJob")[0]["spec"].update(concurrencyPolicy="Allow"),
                           lambda d, o: cronjob_problems(d)),
+    "no community sweep": ("dev", lambda d: _drop(d, "CronJob", "community-sweep"), lambda d, o: cronjob_problems(d)),
+    "hourly reminders": ("prod", lambda d: named(d, "CronJob", "community-sweep")["spec"].update(  # type: ignore[index]
+        schedule="7 * * * *"), lambda d, o: cronjob_problems(d)),
+    "reminders every 10 minutes": ("dev", lambda d: named(d, "CronJob", "community-sweep")["spec"].update(  # type: ignore[index]
+        schedule="0,10,20,30,40,50 * * * *"), lambda d, o: cronjob_problems(d)),
+    "a sweep run outlasting its period": ("prod", lambda d: named(d, "CronJob", "community-sweep")["spec"][  # type: ignore[index]
+        "jobTemplate"]["spec"].update(activeDeadlineSeconds=1800), lambda d, o: cronjob_problems(d)),
+    "community open to all": ("dev", lambda d: named(d, "NetworkPolicy", "community")["spec"]["ingress"][0].pop(  # type: ignore[index]
+        "from"), lambda d, o: network_problems(d)),
+    "gateway cannot reach community": ("prod", lambda d: named(d, "NetworkPolicy", "gateway")["spec"]["egress"][0][  # type: ignore[index]
+        "to"][0]["podSelector"]["matchExpressions"][0]["values"].remove("community"), lambda d, o: network_problems(d)),
+    "community reaches coaching's database": ("prod", lambda d: pod_labels(named(d, "CronJob", "community-sweep"))  # type: ignore[arg-type]
+                                              .update({"trellis.io/database": "coaching-db"}),
+                                              lambda d, o: network_problems(d)),
     "one database instance in prod": ("prod", lambda d: named(d, "Cluster", "fidelity-db")["spec"].update(  # type: ignore[index]
         instances=1), lambda d, o: database_problems(d, o)),
     "monitor on the wrong port": ("prod", lambda d: named(d, "ServiceMonitor", "coaching")["spec"]["endpoints"][0]  # type: ignore[index]
@@ -838,6 +927,8 @@ MUTATIONS: dict[str, tuple[str, Callable[[list[Doc]], None], Callable[[list[Doc]
         "spec"].update(maxReplicas=3), lambda d, o: connection_budget_problems(d)),
     "max_connections left to the default": ("dev", lambda d: named(d, "Cluster", "readiness-db")["spec"].pop(  # type: ignore[index]
         "postgresql"), lambda d, o: connection_budget_problems(d)),
+    "community scaled beyond its database": ("prod", lambda d: named(d, "HorizontalPodAutoscaler", "community")[  # type: ignore[index]
+        "spec"].update(maxReplicas=18), lambda d, o: connection_budget_problems(d)),
     "sweep may pile up": ("prod", lambda d: of_kind(d, "CronJob")[0]["spec"].update(concurrencyPolicy="Allow"),
                           lambda d, o: connection_budget_problems(d)),
 }

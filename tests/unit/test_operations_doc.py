@@ -88,6 +88,29 @@ def env_names() -> set[str]:
     per_service = {f.upper() for f in ServiceSettings.model_fields if f != "name"}
     for service in [*installed_services(), "gateway", "<SERVICE>"]:
         names |= {f"TRELLIS_{service.upper()}_{f}" for f in per_service}
+    return names | own_service_settings()
+
+
+def own_service_settings() -> set[str]:
+    """The `TRELLIS_<SERVICE>_*` settings a service declares in its own config module, e.g.
+    TRELLIS_COMMUNITY_CASE_RETENTION_DAYS (services/community/config.py)."""
+    import importlib
+
+    from pydantic_settings import BaseSettings
+
+    names = set()
+    for spec in installed_services().values():
+        module_name = spec.create_app.__module__.rpartition(".")[0] + ".config"
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name != module_name:
+                raise
+            continue
+        for obj in vars(module).values():
+            if isinstance(obj, type) and issubclass(obj, BaseSettings) and obj.__module__ == module_name:
+                prefix = str(obj.model_config.get("env_prefix", ""))
+                names |= {f"{prefix}{f}".upper() for f in obj.model_fields}
     return names
 
 
@@ -149,6 +172,7 @@ def test_extractors_find_what_they_should() -> None:
     assert ENV.findall(sample) == ["TRELLIS_STREAM_REPLICAS", "TRELLIS_<SERVICE>_PORT"]
     assert METRIC.findall(sample) == ["trellis_outbox_unsent"]
     assert "TRELLIS_STREAM_REPLICA" not in env_names() and "TRELLIS_FIDELITY_DATABASE_URL" in env_names()
+    assert "TRELLIS_COMMUNITY_CASE_RETENTION_DAYS" in env_names() and "TRELLIS_COMMUNITY_RETENTION" not in env_names()
     assert "trellis_outbox_lag" not in exported_metrics()
     assert path_problems("See [x](../trellis/nope.py) and `deploy/k8s/nowhere`.") == [
         "link ../trellis/nope.py", "path deploy/k8s/nowhere"]
