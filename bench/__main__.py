@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
-from bench import consume, drift, e2e, http_api, portal, publish, report, scale
+from bench import consume, drift, e2e, http_api, portal, publish, registration, report, scale, screening
 from bench.common import Config, Figure, say
 from devtools.runner import nats_server_binary
 from tests.support import PgCluster
@@ -36,6 +36,8 @@ BENCHES: dict[str, tuple[str, Callable[[Config], Awaitable[list[Figure]]]]] = {
     "drift": ("5. Drift: one more observation, from 10 to 10,000 prior ones", drift.run),
     "portal": ("6. Web portal: the agency overview through the gateway, the bundle, the first page", portal.run),
     "scale": ("7. Scale-out: coaching consumer throughput, 1 replica vs 2, on a 3-node JetStream cluster", scale.run),
+    "registration": ("8. Registration: N people at once on ONE session vs plain INSERTs", registration.run),
+    "screening": ("9. Privacy screening: screen() per 1,000 words of case text vs one regex pass", screening.run),
 }
 
 

@@ -6,11 +6,18 @@ from fastapi import FastAPI
 
 from services.community.api import router
 from services.community.handlers import handlers
+from services.community.usecases.cases import sweep_cases
+from services.community.usecases.programs import extend_sessions
+from services.community.usecases.registration import sweep_offers, sweep_reminders
 from trellis.housekeeping import Chore
 from trellis.service import ServiceSpec, create_service
 
 # Periodic work, also run once by `trellis sweep community` (a Kubernetes CronJob).
 CHORES: dict[str, Chore] = {}
+CHORES["offer-sweep"] = sweep_offers
+CHORES["reminder-sweep"] = sweep_reminders
+CHORES["case-sweep"] = sweep_cases
+CHORES["session-expansion"] = extend_sessions  # unbounded recurrences follow the horizon
 
 
 def create_app(**overrides: object) -> FastAPI:

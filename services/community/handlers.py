@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from contracts.fidelity import ObservationRecorded
-from contracts.readiness import AgencyRegistered, StaffMemberJoined
+from contracts.readiness import AgencyRegistered, StaffMemberJoined, StaffMemberLeft
 from services.community.models import ROSTER
 from services.community.usecases import directory
+from services.community.usecases import registration as registration_uc
 from trellis.bus import Batch, Handlers
 from trellis.db import UnitOfWork
 from trellis.envelope import Envelope
@@ -27,3 +28,8 @@ async def remember_agency(env: Envelope, event: AgencyRegistered, uow: UnitOfWor
 @handlers.on_batch(ObservationRecorded, "remember-competencies")
 async def remember_competencies(uow: UnitOfWork, events: Batch[ObservationRecorded]) -> None:
     await directory.remember_competencies(uow, events)
+
+
+@handlers.on(StaffMemberLeft, "release-leavers-seats")
+async def release_leavers_seats(env: Envelope, event: StaffMemberLeft, uow: UnitOfWork) -> None:
+    await registration_uc.release_seats_of_leaver(uow, env.agency, event.staff_id)
