@@ -13,11 +13,12 @@ from trellis.housekeeping import Chore
 from trellis.service import ServiceSpec, create_service
 
 # Periodic work, also run once by `trellis sweep community` (a Kubernetes CronJob).
-CHORES: dict[str, Chore] = {}
-CHORES["offer-sweep"] = sweep_offers
-CHORES["reminder-sweep"] = sweep_reminders
-CHORES["case-sweep"] = sweep_cases
-CHORES["session-expansion"] = extend_sessions  # unbounded recurrences follow the horizon
+CHORES: dict[str, Chore] = {
+    "session-expansion": extend_sessions,  # unbounded recurrences follow the horizon
+    "offer-sweep": sweep_offers,
+    "reminder-sweep": sweep_reminders,
+    "case-sweep": sweep_cases,
+}
 
 
 def create_app(**overrides: object) -> FastAPI:
