@@ -22,7 +22,7 @@ from trellis.settings import DEV_SECRET, Settings, is_loopback, service_settings
 log = logging.getLogger("gateway.devauth")
 
 PERSONAS_FILE = "demo-personas.json"  # devtools.demo.PERSONAS_FILE
-PERSONA_KEYS = ("agency_admin", "supervisor", "coach", "observer", "practitioner", "platform_admin")
+PERSONA_KEYS = ("agency_admin", "supervisor", "coach", "observer", "practitioner", "facilitator", "platform_admin")
 TOKEN_TTL_S = 8 * 3600
 OIDC_SCOPE = "openid profile email"
 

@@ -41,7 +41,7 @@ START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 20.0
 EVENT_TIMEOUT_S = 20.0
 RUNNING = "Trellis is running"
-SERVICES = ("readiness", "fidelity", "coaching")
+SERVICES = ("readiness", "fidelity", "coaching", "community")
 JWT = {"jwt_secret": DEV_SECRET, "jwt_issuer": "trellis-dev", "jwt_audience": "trellis"}
 SHUTDOWN_FAILED = "Application shutdown failed"
 

@@ -44,7 +44,7 @@ from trellis.settings import Settings
 HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}  # what a browser sends for a page
 INDEX = "<!doctype html><html><body><div id=root>the portal</div></body></html>"
 SCRIPT = "console.log('hashed')"
-PERSONA_KEYS = ["agency_admin", "supervisor", "coach", "observer", "practitioner", "platform_admin"]
+PERSONA_KEYS = ["agency_admin", "supervisor", "coach", "observer", "practitioner", "facilitator", "platform_admin"]
 OIDC = {"oidc_issuer": "https://id.example.org/realms/trellis", "oidc_jwks_url": "https://id.example.org/jwks",
         "oidc_audience": "trellis-api"}
 ME = "{ me { id agencyId roles name } }"
