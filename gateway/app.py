@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gateway.clients import Budget, ServiceClient
+from gateway.community import community_router
 from gateway.context import Context
 from gateway.devauth import auth_router, dev_mode, dev_router
 from gateway.graphiql import OfflineGraphQLRouter
@@ -39,7 +40,7 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
     telemetry.instrument_httpx(provider)
     verifier = TokenVerifier(settings)
     live = LiveEvents(settings.nats_servers)
-    urls = {name: service_settings(name, settings).url for name in ("fidelity", "coaching", "readiness")}
+    urls = {name: service_settings(name, settings).url for name in ("fidelity", "coaching", "readiness", "community")}
     metrics = GatewayMetrics()
 
     @contextlib.asynccontextmanager
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
             coaching=ServiceClient("coaching", urls["coaching"], http, auth, budget, metrics),
             readiness=ServiceClient("readiness", urls["readiness"], http, auth, budget, metrics),
             verifier=verifier, live=live, authorization=auth, limits=limits,
+            community=ServiceClient("community", urls["community"], http, auth, budget, metrics),
         )
 
     app = offline_fastapi(title="Trellis gateway", lifespan=lifespan)  # /docs and GraphiQL work offline
@@ -84,6 +86,8 @@ def create_app(settings: Settings | None = None, transport: httpx.AsyncBaseTrans
     app.include_router(health_router(lambda: live.nc is not None and live.nc.is_connected))
     app.include_router(metrics_router(metrics))
     app.include_router(auth_router(settings, limits))
+    # Calendar feeds, certificate verification and PDFs: plain HTTP routes, matched before the portal's fallback.
+    app.include_router(community_router(urls["community"], verifier, metrics))
     if dev_mode(settings):  # not even mounted otherwise
         app.include_router(dev_router(settings))
     app.add_exception_handler(Problem, problem_response)  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import nats
@@ -70,6 +70,14 @@ class LiveEvents:
     async def stream(self, agency: str) -> AsyncIterator[dict[str, Any]]:
         """Each CloudEvent published for `agency`, as it happens."""
         subject = tenant_subject(agency)  # before anything is subscribed
+        async with contextlib.aclosing(self.subscribe([subject])) as events:  # unsubscribed when the client goes
+            async for event in events:
+                yield event
+
+    async def subscribe(self, subjects: list[str], keep: Callable[[dict[str, Any]], bool] | None = None
+                        ) -> AsyncIterator[dict[str, Any]]:
+        """Each CloudEvent on any of `subjects` (NATS filters, e.g. `community.AttendanceRecorded.*`) that `keep`
+        accepts, as it happens. The caller vouches for the subjects: a tenant's own feed goes through `stream`."""
         if self.nc is None or not self.nc.is_connected:
             raise ConnectionError("The live feed is not connected to NATS yet; subscribe again in a moment.")
         queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1000)
@@ -80,14 +88,20 @@ class LiveEvents:
             queue.put_nowait(msg.data)
 
         # Subjects are <domain>.<EventName>.<agency>; the last token is the tenant.
-        sub = await self.nc.subscribe(subject, cb=on_msg)
+        subs = []
         try:
+            for subject in subjects:
+                subs.append(await self.nc.subscribe(subject, cb=on_msg))
             while True:
                 data = await queue.get()
                 try:
-                    yield json.loads(data)
+                    event = json.loads(data)
                 except ValueError:
                     log.warning("undecodable event on the live feed dropped")
+                    continue
+                if keep is None or (isinstance(event, dict) and keep(event)):
+                    yield event
         finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+            for sub in subs:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()

@@ -1,7 +1,7 @@
 """The GraphQL schema: a stitch over the services' REST APIs.
 
 Each service's part of the graph lives in its own module (gateway.readiness, gateway.fidelity,
-gateway.coaching), its types derived from that service's generated models (gateway.upstream)."""
+gateway.coaching, gateway.community), its types derived from that service's generated models (gateway.upstream)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from strawberry.types import ExecutionContext
 
 from gateway.clients import FromRest, from_model
 from gateway.coaching import CoachingMutation, PractitionerCoaching
+from gateway.community import CommunityMutation, CommunityQuery, CommunitySubscription
 from gateway.context import Ctx
 from gateway.fidelity import FidelityMutation, FidelityQuery, PractitionerFidelity
 from gateway.limits import extensions, log_errors
@@ -64,7 +65,7 @@ class DomainEvent(FromRest):
 
 
 @strawberry.type
-class Query(ReadinessQuery, FidelityQuery, ViewerQuery):
+class Query(ReadinessQuery, FidelityQuery, ViewerQuery, CommunityQuery):
     @strawberry.field
     def practitioner(self, id: strawberry.ID) -> Practitioner:
         [pid] = person_ids([id])
@@ -77,12 +78,12 @@ class Query(ReadinessQuery, FidelityQuery, ViewerQuery):
 
 
 @strawberry.type
-class Mutation(CoachingMutation, ReadinessMutation, FidelityMutation):
+class Mutation(CoachingMutation, ReadinessMutation, FidelityMutation, CommunityMutation):
     pass
 
 
 @strawberry.type
-class Subscription:
+class Subscription(CommunitySubscription):
     @strawberry.subscription(description="The agency's domain events, live")
     async def events(self, info: Ctx, agency: strawberry.ID) -> AsyncGenerator[DomainEvent, None]:
         principal = await info.context.principal()

@@ -27,5 +27,8 @@ class GatewaySettings(BaseSettings):
     upstream_max_keepalive: int = Field(default=20, ge=0)
     portal_dir: Path = Field(default=PORTAL_DIST, description="The built web portal served at `/` (index.html, "
                                                               "assets/)")
+    public_url: str = Field(default="", description="The gateway's public base URL (https://trellis.example.org) "
+                                                    "for the links it gives out, e.g. calendar feeds; default: "
+                                                    "the URL the request came in on")
     portal_client_id: str = Field(default="trellis-portal", min_length=1,
                                   description="The portal's OIDC client id at the issuer (authorization code + PKCE)")

@@ -9,6 +9,7 @@ import httpx
 import strawberry
 from graphql import GraphQLError
 
+from gateway.community import ViewerCommunity
 from gateway.context import Ctx
 from gateway.readiness import agency_path
 from gateway.upstream import readiness as rest
@@ -21,7 +22,7 @@ ROSTER_MEMBERS = ("agency_admin", "supervisor", "coach", "practitioner", "observ
 
 
 @strawberry.type(description="The signed-in person")
-class Viewer:
+class Viewer(ViewerCommunity):
     id: strawberry.ID = strawberry.field(description="The token's subject: the person's staff id")
     agency_id: strawberry.ID
     roles: list[str] = strawberry.field(description="What the services let this person do, sorted")

@@ -26,6 +26,7 @@ from graphql import find_breaking_changes, find_dangerous_changes
 from strawberry.experimental.pydantic.exceptions import AutoFieldsNotInBaseModelError
 
 import gateway.coaching
+import gateway.community
 import gateway.fidelity
 import gateway.readiness
 from devtools import upstream
@@ -40,7 +41,7 @@ REPO = Path(__file__).resolve().parents[2]
 UPSTREAM = REPO / "gateway" / "upstream"
 BASELINE = Path(__file__).with_name("gateway_schema_baseline.graphql")
 STALE = "gateway/upstream no longer matches the services' OpenAPI documents: run `make upstream` and commit the result"
-GATEWAY_MODULES = (gateway.readiness, gateway.fidelity, gateway.coaching)
+GATEWAY_MODULES = (gateway.readiness, gateway.fidelity, gateway.coaching, gateway.community)
 
 
 @pytest.fixture(scope="module")
