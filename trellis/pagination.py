@@ -40,7 +40,7 @@ def decode_cursor(cursor: str) -> str:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raw = ""
-    if not raw or len(raw) > 64:
+    if not raw or len(raw) > 64 or not raw.isprintable():  # PostgreSQL text refuses NUL: a 500, not a 400
         raise _bad_cursor()
     return raw
 

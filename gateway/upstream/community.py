@@ -12,7 +12,10 @@ from pydantic import AnyUrl, BaseModel, ConfigDict, Field, RootModel
 
 
 class MinutesPresent(RootModel[int]):
-    root: Annotated[int, Field(ge=0)]
+    root: Annotated[int, Field(ge=0, le=1440)]
+    """
+    At most the longest session
+    """
 
 
 class AdjustIn(BaseModel):
@@ -21,6 +24,9 @@ class AdjustIn(BaseModel):
     )
     attended: bool | None = None
     minutes_present: MinutesPresent | None = None
+    """
+    At most the longest session
+    """
     reason: Annotated[str, Field(max_length=2000, min_length=1)]
 
 
@@ -199,6 +205,9 @@ class ImportIn(BaseModel):
 
 
 class JustificationIn(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
     finding_id: Annotated[str, Field(max_length=64, min_length=1)]
     reason: Annotated[str, Field(max_length=1000, min_length=1)]
     """

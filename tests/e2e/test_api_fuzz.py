@@ -20,6 +20,8 @@ from tests.e2e.test_stack import Stack, stack  # noqa: F401 - the running `make 
 
 AGENCY = "0190a000-0000-7000-8000-00000000a9e1"
 ROLES = ("observer", "coach", "supervisor", "agency_admin")
+# Roles a service's own writes need, so the fuzzer gets past 403 into them (community: programs, cases).
+EXTRA_ROLES = {"community": ("facilitator", "practitioner")}
 MAX_EXAMPLES = 10  # per operation and phase: about 10-25 s per service on the 2-core machine
 SEED = os.environ.get("TRELLIS_FUZZ_SEED", "20261201")
 # Schema-valid requests a service may still refuse: domain rules a JSON Schema cannot state ("the
@@ -37,11 +39,11 @@ def _schemathesis() -> list[str]:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("service", ["readiness", "fidelity", "coaching"])
+@pytest.mark.parametrize("service", ["readiness", "fidelity", "coaching", "community"])
 def test_the_api_passes_every_schemathesis_check(stack: Stack, service: str, tmp_path: Path) -> None:  # noqa: F811
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG)
-    token = stack.token(AGENCY, *ROLES)
+    token = stack.token(AGENCY, *ROLES, *EXTRA_ROLES.get(service, ()))
     command = [
         *_schemathesis(), "--config-file", str(config), "--no-color", "run",
         f"http://127.0.0.1:{stack.ports[service]}/openapi.json",

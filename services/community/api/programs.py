@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
 
+from services.community.schemas.inputs import Instant
 from services.community.schemas.programs import (
     CancelIn,
     CompetencyList,
@@ -127,8 +127,8 @@ async def competencies(db: DB, principal: CurrentPrincipal) -> dict[str, object]
 @router.get("/sessions", response_model=SessionPage, summary="Sessions the caller may see, by start time")
 async def list_sessions(
     db: DB, principal: CurrentPrincipal, page: Page,
-    start: Annotated[datetime | None, Query(alias="from", description="Starting at or after (with offset)")] = None,
-    end: Annotated[datetime | None, Query(alias="to", description="Starting before (with offset)")] = None,
+    start: Annotated[Instant | None, Query(alias="from", description="Starting at or after (with offset)")] = None,
+    end: Annotated[Instant | None, Query(alias="to", description="Starting before (with offset)")] = None,
     competency: Annotated[str | None, Query(max_length=100)] = None,
     program_id: UUID | None = None,
 ) -> dict[str, object]:

@@ -188,7 +188,10 @@ def parse_time(text: str, tz: ZoneInfo) -> datetime | None:
         return None
     if value.isdigit() and len(value) >= 10:  # epoch seconds or milliseconds
         n = int(value)
-        return datetime.fromtimestamp(n / 1000 if len(value) >= 13 else n, UTC)
+        try:
+            return datetime.fromtimestamp(n / 1000 if len(value) >= 13 else n, UTC)
+        except (OverflowError, OSError, ValueError):  # beyond the calendar: not a time, a bad line
+            return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -203,7 +206,10 @@ def parse_time(text: str, tz: ZoneInfo) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 12/31/9999 11:59 PM in Chicago has no UTC value: a bad line, not a 500
+        return None
 
 
 def parse_report(text: str, fmt: ReportFormat = "auto", timezone: str = "UTC") -> Report:

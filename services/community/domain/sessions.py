@@ -20,6 +20,9 @@ from icalendar import Calendar, Event
 
 MAX_SESSIONS = 500  # per expansion: a rule that asks for more is capped (the horizon also caps it)
 MAX_DURATION_MINUTES = 24 * 60
+# Sessions happen within these years: near year 1 or 9999 a local time has no UTC value (OverflowError), and
+# the .ics feed's VTIMEZONE spans the years around each event.
+YEARS = (1900, 2999)
 # The session's time of day comes from DTSTART: rules may not multiply occurrences within a day.
 _FORBIDDEN_PARTS = ("BYHOUR", "BYMINUTE", "BYSECOND", "DTSTART")
 _PART = re.compile(r"^[A-Z]+=[A-Z0-9,+\-:TZ]+$")
@@ -64,6 +67,8 @@ def zone_problem(name: str) -> str | None:
 def parse_dtstart(text: str) -> datetime:
     """Local wall time without an offset; seconds allowed, fractions and offsets not."""
     try:
+        if "T" not in text.upper():  # a bare date would quietly mean midnight: sessions have a time of day
+            raise ValueError
         value = datetime.fromisoformat(text)
     except ValueError:
         raise RecurrenceError({"dtstart": "must be a local time like 2027-01-05T10:00:00"}) from None
@@ -71,6 +76,8 @@ def parse_dtstart(text: str) -> datetime:
         raise RecurrenceError({"dtstart": "is local wall time in the program's time zone: give it without an offset"})
     if value.microsecond:
         raise RecurrenceError({"dtstart": "has no fractions of a second"})
+    if not YEARS[0] <= value.year <= YEARS[1]:
+        raise RecurrenceError({"dtstart": f"must be within the years {YEARS[0]} to {YEARS[1]}"})
     return value
 
 
@@ -132,6 +139,21 @@ def validate(rec: Recurrence) -> None:
     if problems:
         raise RecurrenceError(problems)
     _build(rec)  # dateutil's own parse: values it cannot read
+    if _never_occurs(rec):
+        raise RecurrenceError({"rrule": "has no occurrence within 400 years of dtstart "
+                                        "(e.g. BYMONTH=2;BYMONTHDAY=30 never happens)"})
+
+
+def _never_occurs(rec: Recurrence) -> bool:
+    """A rule that matches no day (FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30) makes dateutil walk every period up to
+    year 9999 before it gives up: 2-4 s of CPU on the event loop per request. The Gregorian calendar repeats
+    every 400 years (146097 days = 20871 weeks = 4800 months), so the rule, without UNTIL or COUNT, is probed
+    from the same point of the cycle 400-800 years before 9999, where dateutil stops: at most about 0.5 s,
+    and it finds what the real rule would find in its first 400 years."""
+    start = parse_dtstart(rec.dtstart)
+    probe = start.replace(year=start.year + ((9199 - start.year) // 400 + 1) * 400)
+    parts = [p for p in normalise_rule(rec.rrule).split(";") if p.split("=", 1)[0] not in ("UNTIL", "COUNT")]
+    return next(iter(rrulestr(";".join(parts), dtstart=probe)), None) is None
 
 
 def _build(rec: Recurrence) -> rrule:

@@ -8,6 +8,9 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.community.schemas.inputs import In
+from trellis.inputs import Bool, Int
+
 AttendanceSource = Literal["check_in", "import", "adjustment"]
 
 
@@ -35,17 +38,17 @@ class AttendanceList(BaseModel):
     threshold: float = Field(description="The program's share of a session that counts as attended")
 
 
-class CheckInIn(BaseModel):
+class CheckInIn(In):
     """The hub marks a person present for the whole session."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "person_id": "0190a000-0000-7000-8000-0000000000a1", "walk_in": False}]})
 
     person_id: UUID
-    walk_in: bool = Field(False, description="Record someone who did not register")
+    walk_in: Bool = Field(False, description="Record someone who did not register")
 
 
-class ImportIn(BaseModel):
+class ImportIn(In):
     """A video platform's participant report, as CSV text."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
@@ -57,7 +60,7 @@ class ImportIn(BaseModel):
     format: Literal["auto", "zoom", "bbb"] = "auto"
     mapping: dict[str, UUID] = Field(default_factory=dict, max_length=2000,
                                      description="Participant name or email → person id, before matching by name")
-    dry_run: bool = Field(False, description="Show what would be recorded, and record nothing")
+    dry_run: Bool = Field(False, description="Show what would be recorded, and record nothing")
 
 
 class MatchedOut(BaseModel):
@@ -83,12 +86,12 @@ class ImportOut(BaseModel):
     attendance: list[AttendanceOut]
 
 
-class AdjustIn(BaseModel):
+class AdjustIn(In):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "attended": True, "reason": "Joined by phone; the report missed the dial-in"}]})
 
-    attended: bool | None = None
-    minutes_present: int | None = Field(None, ge=0)
+    attended: Bool | None = None
+    minutes_present: Int | None = Field(None, ge=0, le=24 * 60, description="At most the longest session")
     reason: str = Field(min_length=1, max_length=2000)
 
 

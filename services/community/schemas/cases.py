@@ -9,6 +9,8 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.community.domain.cases import TEMPLATE, TITLE_MAX
+from services.community.schemas.inputs import In
+from trellis.inputs import Day
 
 _MAX = {f.key: f.max_length for f in TEMPLATE}
 
@@ -27,7 +29,7 @@ class TemplateOut(BaseModel):
     fields: list[TemplateFieldOut]
 
 
-class CaseFieldsIn(BaseModel):
+class CaseFieldsIn(In):
     """The template's free-text fields; a draft may leave some empty, a submitted case may not."""
 
     model_config = ConfigDict(extra="forbid")
@@ -38,7 +40,7 @@ class CaseFieldsIn(BaseModel):
     question: str = Field("", max_length=_MAX["question"])
 
 
-class CasePatchFieldsIn(BaseModel):
+class CasePatchFieldsIn(In):
     model_config = ConfigDict(extra="forbid")
 
     strengths: str | None = Field(None, max_length=_MAX["strengths"])
@@ -47,7 +49,7 @@ class CasePatchFieldsIn(BaseModel):
     question: str | None = Field(None, max_length=_MAX["question"])
 
 
-class CaseIn(BaseModel):
+class CaseIn(In):
     model_config = ConfigDict(extra="forbid")
 
     session_id: UUID
@@ -55,46 +57,46 @@ class CaseIn(BaseModel):
     fields: CaseFieldsIn = Field(default_factory=CaseFieldsIn)
 
 
-class CasePatch(BaseModel):
+class CasePatch(In):
     model_config = ConfigDict(extra="forbid")
 
     title: str | None = Field(None, min_length=1, max_length=TITLE_MAX)
     fields: CasePatchFieldsIn | None = None
 
 
-class JustificationIn(BaseModel):
+class JustificationIn(In):
     finding_id: str = Field(min_length=1, max_length=64)
     reason: str = Field(min_length=1, max_length=1000, description="Why this is not identifying, e.g. a staff name")
 
 
-class JustificationsIn(BaseModel):
+class JustificationsIn(In):
     model_config = ConfigDict(extra="forbid")
 
     items: list[JustificationIn] = Field(min_length=1, max_length=100)
 
 
-class ReviewIn(BaseModel):
+class ReviewIn(In):
     model_config = ConfigDict(extra="forbid")
 
     decision: Literal["approve", "return"]
     comments: str = Field("", max_length=4000, description="Required when returning")
 
 
-class RecommendationItemIn(BaseModel):
+class RecommendationItemIn(In):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(min_length=1, max_length=2000)
-    due_on: date | None = None
+    due_on: Day | None = None
 
 
-class RecommendationsIn(BaseModel):
+class RecommendationsIn(In):
     model_config = ConfigDict(extra="forbid")
 
     items: list[RecommendationItemIn] = Field(min_length=1, max_length=20)
-    follow_up_on: date
+    follow_up_on: Day
 
 
-class FollowUpIn(BaseModel):
+class FollowUpIn(In):
     model_config = ConfigDict(extra="forbid")
 
     report: str = Field(min_length=1, max_length=4000)

@@ -6,14 +6,18 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StrictFloat
 
+from services.community.schemas.inputs import In, Instant
 from services.community.schemas.registration import RegistrationOut
+from trellis.inputs import Bool, Int, Number
 
 Tag = Annotated[str, Field(min_length=1, max_length=100)]
+# StrictFloat: ints yes, bools and numeric strings no (as trellis.inputs.Number), with its bounds in the schema.
+Share = Annotated[StrictFloat, Field(gt=0, le=1)]
 
 
-class Material(BaseModel):
+class Material(In):
     model_config = ConfigDict(extra="forbid")
 
     title: str = Field(min_length=1, max_length=200)
@@ -25,7 +29,7 @@ class MaterialOut(BaseModel):
     url: str
 
 
-class RecurrenceIn(BaseModel):
+class RecurrenceIn(In):
     """RFC 5545: DTSTART as local wall time in the program's time zone, and an RRULE value."""
 
     model_config = ConfigDict(extra="forbid")
@@ -35,24 +39,24 @@ class RecurrenceIn(BaseModel):
                        description="e.g. FREQ=WEEKLY;INTERVAL=2;BYDAY=TU;UNTIL=20270629T235959Z")
 
 
-class ShareRule(BaseModel):
+class ShareRule(In):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["share"] = "share"
-    min_share: float = Field(0.8, gt=0, le=1, description="Share of a cycle's sessions attended")
+    min_share: Number = Field(0.8, gt=0, le=1, description="Share of a cycle's sessions attended")
 
 
-class CountRule(BaseModel):
+class CountRule(In):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["count"] = "count"
-    sessions: int = Field(ge=1, le=500)
+    sessions: Int = Field(ge=1, le=500)
 
 
 CERule = Annotated[ShareRule | CountRule, Field(discriminator="kind")]
 
 
-class HubMemberIn(BaseModel):
+class HubMemberIn(In):
     model_config = ConfigDict(extra="forbid")
 
     person_id: UUID
@@ -74,30 +78,29 @@ _EXAMPLE = {
 }
 
 
-class ProgramIn(BaseModel):
+class ProgramIn(In):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
 
     title: str = Field(min_length=1, max_length=200)
     description: str = Field("", max_length=5000)
-    open_to_all: bool = True
+    open_to_all: Bool = True
     agencies: list[UUID] = Field(default_factory=list, max_length=500)
     timezone: str = Field(min_length=1, max_length=64, description="IANA time zone, e.g. America/Chicago")
     recurrence: RecurrenceIn
-    duration_minutes: int = Field(ge=1, le=24 * 60)
-    capacity: int = Field(ge=1, le=10_000)
+    duration_minutes: Int = Field(ge=1, le=24 * 60)
+    capacity: Int = Field(ge=1, le=10_000)
     session_title: str = Field("", max_length=200)
     topic: str = Field("", max_length=500)
     competencies: list[Tag] = Field(default_factory=list, max_length=50)
     meeting_url: HttpUrl | Literal[""] = ""
     materials: list[Material] = Field(default_factory=list, max_length=50)
-    attendance_threshold: float | None = Field(None, gt=0, le=1,
-                                               description="Default TRELLIS_COMMUNITY_ATTENDANCE_THRESHOLD")
-    offer_hours: int | None = Field(None, ge=1, le=24 * 14, description="Default TRELLIS_COMMUNITY_OFFER_HOURS")
+    attendance_threshold: Share | None = Field(None, description="Default TRELLIS_COMMUNITY_ATTENDANCE_THRESHOLD")
+    offer_hours: Int | None = Field(None, ge=1, le=24 * 14, description="Default TRELLIS_COMMUNITY_OFFER_HOURS")
     ce_rule: CERule = Field(default_factory=ShareRule)
     hub: list[HubMemberIn] = Field(default_factory=list, max_length=50)
 
 
-class ProgramPatch(BaseModel):
+class ProgramPatch(In):
     """Any ProgramIn field; recurrence and session fields apply to future, non-detached sessions only."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
@@ -106,19 +109,19 @@ class ProgramPatch(BaseModel):
 
     title: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=5000)
-    open_to_all: bool | None = None
+    open_to_all: Bool | None = None
     agencies: list[UUID] | None = Field(None, max_length=500)
     timezone: str | None = Field(None, min_length=1, max_length=64)
     recurrence: RecurrenceIn | None = None
-    duration_minutes: int | None = Field(None, ge=1, le=24 * 60)
-    capacity: int | None = Field(None, ge=1, le=10_000)
+    duration_minutes: Int | None = Field(None, ge=1, le=24 * 60)
+    capacity: Int | None = Field(None, ge=1, le=10_000)
     session_title: str | None = Field(None, max_length=200)
     topic: str | None = Field(None, max_length=500)
     competencies: list[Tag] | None = Field(None, max_length=50)
     meeting_url: HttpUrl | Literal[""] | None = None
     materials: list[Material] | None = Field(None, max_length=50)
-    attendance_threshold: float | None = Field(None, gt=0, le=1)
-    offer_hours: int | None = Field(None, ge=1, le=24 * 14)
+    attendance_threshold: Share | None = None
+    offer_hours: Int | None = Field(None, ge=1, le=24 * 14)
     ce_rule: CERule | None = None
 
 
@@ -183,7 +186,7 @@ class SessionPage(BaseModel):
     next: str | None
 
 
-class SessionPatch(BaseModel):
+class SessionPatch(In):
     """Move or edit one session: it is detached from the recurrence from then on."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
@@ -191,15 +194,15 @@ class SessionPatch(BaseModel):
 
     title: str | None = Field(None, min_length=1, max_length=200)
     topic: str | None = Field(None, max_length=500)
-    starts_at: datetime | None = Field(None, description="With an offset (UTC 'Z' or local)")
-    ends_at: datetime | None = None
-    capacity: int | None = Field(None, ge=1, le=10_000)
+    starts_at: Instant | None = Field(None, description="With an offset (UTC 'Z' or local)")
+    ends_at: Instant | None = None
+    capacity: Int | None = Field(None, ge=1, le=10_000)
     materials: list[Material] | None = Field(None, max_length=50)
     competencies: list[Tag] | None = Field(None, max_length=50)
     meeting_url: HttpUrl | Literal[""] | None = None
 
 
-class CancelIn(BaseModel):
+class CancelIn(In):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field("", max_length=500)

@@ -8,6 +8,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.community.schemas.inputs import In
+
 RegistrationStatus = Literal["confirmed", "waiting", "offered", "cancelled"]
 
 
@@ -36,7 +38,7 @@ class RegistrationList(BaseModel):
     items: list[RegistrationOut]
 
 
-class RegisterIn(BaseModel):
+class RegisterIn(In):
     """Who to register; the caller by default. An agency admin may name active staff of their agency."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{}, {

@@ -6,6 +6,7 @@ without signing in; rotating it revokes the old URL at once.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,6 +22,7 @@ from trellis.db import UnitOfWork
 from trellis.problems import Problem
 
 PERSON, PROGRAM = "person", "program"
+TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")  # secrets.token_urlsafe(32) is 43 such characters
 KEEP_PAST = timedelta(days=90)  # a person's feed keeps recent past sessions, so calendars do not empty
 
 
@@ -89,7 +91,8 @@ class ReadFeed:
 
 async def read_feed(uow: UnitOfWork, q: ReadFeed) -> bytes:
     """The .ics text of a live token; unknown and revoked tokens are both plain 404s."""
-    feed = await uow.get(CalendarFeed, q.token) if len(q.token) <= 64 else None
+    # Only what secrets.token_urlsafe issues reaches the database (PostgreSQL refuses a NUL: a 500).
+    feed = await uow.get(CalendarFeed, q.token) if TOKEN.fullmatch(q.token) else None
     if feed is None or feed.revoked_at is not None:
         raise Problem(404, "No such calendar feed; it may have been replaced by a new URL.")
     if feed.owner_kind == PROGRAM:

@@ -529,7 +529,8 @@ def _after(raw: str) -> tuple[datetime, str]:
         when = datetime.fromisoformat(at)
         if not sid or when.tzinfo is None:
             raise ValueError
-    except ValueError:
+        when = when.astimezone(UTC)  # 9999-12-31T23:59:59-14:00 has no UTC value: OverflowError
+    except (ValueError, OverflowError):
         raise Problem(400, "The 'after' cursor is not one this API issued.", slug="bad-cursor",
                       errors=[field_error("query.after", "unknown cursor")]) from None
     return when, sid
@@ -591,6 +592,8 @@ async def update_session(uow: UnitOfWork, cmd: UpdateSession) -> Session:
     for key, value in (("starts_at", starts), ("ends_at", ends)):
         if value is not None and value.tzinfo is None:
             errors.append(field_error(f"body.{key}", "needs an offset (e.g. Z for UTC)"))
+        elif value is not None and not domain.YEARS[0] <= value.year <= domain.YEARS[1]:  # before any arithmetic
+            errors.append(field_error(f"body.{key}", "must be within the years {} to {}".format(*domain.YEARS)))
     if errors:
         raise invalid(errors, "The change")
     new_start = starts.astimezone(UTC) if starts else s.starts_at
