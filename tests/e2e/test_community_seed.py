@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -27,7 +29,7 @@ from devtools.demo import (
     personas,
     seed,
 )
-from tests.e2e.test_stack import JWT, SERVICES, Stack, _stop, start_runner
+from tests.e2e.test_stack import JWT, REPO, SERVICES, Stack, _stop, start_runner
 from trellis.settings import Settings
 
 pytestmark = pytest.mark.e2e
@@ -159,3 +161,20 @@ def test_seeding_again_changes_nothing(stack: Stack, monkeypatch: pytest.MonkeyP
     assert [(c["id"], c["state"]) for c in after["cases"]] == [(c["id"], c["state"]) for c in before["cases"]]
     assert {sid: [(a["person_id"], a["revision"]) for a in items] for sid, items in after["attendance"].items()} == \
         {sid: [(a["person_id"], a["revision"]) for a in items] for sid, items in before["attendance"].items()}
+
+
+def test_the_readmes_walkthrough_runs_a_session_end_to_end(stack: Stack) -> None:
+    """docs/community-walkthrough.sh, which the README walks a newcomer through, works as written: program,
+    registration, imported attendance, a verified certificate, and a case from draft to recommendations."""
+    env = {**os.environ, "TRELLIS_COMMUNITY_URL": f"http://127.0.0.1:{stack.ports['community']}",
+           "TRELLIS": str(REPO / ".venv" / "bin" / "trellis")}
+    run = subprocess.run(["bash", str(REPO / "docs" / "community-walkthrough.sh")], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[1:3] == ["confirmed", "https://meet.example.org/walkthrough"], lines
+    assert lines[3] == "58"  # minutes present: the rejoin's two segments, merged
+    verified = json.loads(lines[4])
+    assert verified["valid"] and verified["person_name"] == "Ana Ruiz" and verified["hours"] == 1.0
+    assert lines[5].startswith("draft [('name', 'Delgado'), ('phone', '555-201-3344')]"), lines[5]
+    assert lines[6:] == ["screened", "in_review", "approved", "presented", "recommendations_issued"], lines
