@@ -17,6 +17,13 @@ const PractitionerPage = lazy(() => import("./pages/PractitionerPage").then((m) 
 const RecordObservation = lazy(() => import("./pages/RecordObservation").then((m) => ({ default: m.RecordObservation })));
 const ReadinessSurvey = lazy(() => import("./pages/ReadinessSurvey").then((m) => ({ default: m.ReadinessSurvey })));
 const Roster = lazy(() => import("./pages/Roster").then((m) => ({ default: m.Roster })));
+const CommunityCalendar = lazy(() => import("./pages/CommunityCalendar").then((m) => ({ default: m.CommunityCalendar })));
+const CommunitySession = lazy(() => import("./pages/CommunitySession").then((m) => ({ default: m.CommunitySession })));
+const CommunityRollCall = lazy(() => import("./pages/CommunityRollCall").then((m) => ({ default: m.CommunityRollCall })));
+const CommunityCase = lazy(() => import("./pages/CommunityCase").then((m) => ({ default: m.CommunityCase })));
+const CommunityReviewQueue = lazy(() => import("./pages/CommunityReviewQueue").then((m) => ({ default: m.CommunityReviewQueue })));
+const CommunityMyCertificates = lazy(() => import("./pages/CommunityMyCertificates").then((m) => ({ default: m.CommunityMyCertificates })));
+const CommunityVerify = lazy(() => import("./pages/CommunityVerify").then((m) => ({ default: m.CommunityVerify })));
 
 const MeQuery = graphql(`
   query Me {
@@ -37,6 +44,17 @@ export function App() {
 
   if (location.pathname === "/signin") return <SignIn onSignedIn={() => setTokenState(getToken())} />;
   if (location.pathname === "/callback") return <Callback onSignedIn={() => setTokenState(getToken())} />;
+  // Public: a certificate's verification code is checked without signing in.
+  if (location.pathname === "/verify" || location.pathname.startsWith("/verify/")) {
+    return (
+      <Suspense fallback={<Loading what="the page" />}>
+        <Routes>
+          <Route path="/verify" element={<CommunityVerify />} />
+          <Route path="/verify/:code" element={<CommunityVerify />} />
+        </Routes>
+      </Suspense>
+    );
+  }
   if (!token || !claims) {
     return <Navigate to={`/signin?next=${encodeURIComponent(location.pathname + location.search)}`} replace />;
   }
@@ -65,6 +83,13 @@ function Signed({ token, claims, signOut: out }: Omit<Session, "name">) {
           <Route path="/observe" element={<RecordObservation />} />
           <Route path="/readiness" element={<ReadinessSurvey />} />
           <Route path="/roster" element={<Roster />} />
+          <Route path="/community" element={<CommunityCalendar />} />
+          <Route path="/community/sessions/:id" element={<CommunitySession />} />
+          <Route path="/community/sessions/:id/roll-call" element={<CommunityRollCall />} />
+          <Route path="/community/cases/new" element={<CommunityCase />} />
+          <Route path="/community/cases/:id" element={<CommunityCase />} />
+          <Route path="/community/review" element={<CommunityReviewQueue />} />
+          <Route path="/me/certificates" element={<CommunityMyCertificates />} />
           <Route path="*" element={<NotFound />} />
         </Routes>
         </Suspense>
@@ -90,6 +115,9 @@ function Shell({ children }: { children: ReactNode }) {
             {can.observe(roles) && <li><NavLink to="/observe">Record an observation</NavLink></li>}
             {can.answerSurvey(roles) && <li><NavLink to="/readiness">Readiness survey</NavLink></li>}
             {can.manageRoster(roles) && <li><NavLink to="/roster">Roster</NavLink></li>}
+            <li><NavLink to="/community" end>Community</NavLink></li>
+            {roles.includes("facilitator") && <li><NavLink to="/community/review">Review queue</NavLink></li>}
+            <li><NavLink to="/me/certificates">My certificates</NavLink></li>
           </ul>
         </nav>
         <div className="who">
