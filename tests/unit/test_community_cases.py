@@ -76,6 +76,8 @@ def test_finding_ids_survive_edits_elsewhere_and_fixed_and_justified_are_kept() 
     assert by_id[email["id"]]["status"] == "justified" and by_id[email["id"]]["justification"] == "team inbox"
     assert by_id[email["id"]]["start"] == second.index("jane")
     assert by_id[phone["id"]]["status"] == "fixed"
+    # A fixed identifier is gone from the case, so it is not kept in the finding either (nor shown to the hub).
+    assert by_id[phone["id"]]["text"] == "" and "555" not in repr(after)
     assert d.open_findings(after) == []
 
     # The phone number coming back is the same finding, open again.

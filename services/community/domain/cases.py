@@ -174,7 +174,8 @@ def reconcile(previous: Sequence[Mapping[str, object]], detected: Sequence[Detec
     for old in previous:
         fid = str(old["id"])
         if fid not in out:
-            out[fid] = {**old, "status": "fixed", "justification": None}
+            # The identifier left the text: keep where and what kind it was, never the identifier itself.
+            out[fid] = {**old, "text": "", "status": "fixed", "justification": None}
     order = {k: i for i, k in enumerate(SCREENED_FIELDS)}
     return sorted(out.values(), key=lambda f: (f["status"] == "fixed", order.get(str(f["field"]), 99),
                                                int(f["start"]), str(f["id"])))  # type: ignore[call-overload]
