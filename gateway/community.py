@@ -132,6 +132,8 @@ class Registration(FromRest):
     program_id: strawberry.ID
     person_id: strawberry.ID
     agency_id: strawberry.ID
+    display_name: strawberry.auto = strawberry.field(
+        name="personName", description="The person's name; null while the community does not know it yet")
     status: str = strawberry.field(description="confirmed, waiting, offered or cancelled")
     position: strawberry.auto = strawberry.field(description="First come, first served order in the session")
     waitlist_position: strawberry.auto = strawberry.field(

@@ -1,4 +1,4 @@
-"""Live domain events from NATS for GraphQL subscriptions (core subscription, agency subject)."""
+"""Live domain events from NATS for GraphQL subscriptions (core subscription, agency subject and `platform`)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,13 @@ import nats
 import nats.errors
 from nats.aio.client import Client
 
+from contracts.community import PLATFORM
+
 log = logging.getLogger("trellis.gateway.live")
 DRAIN_TIMEOUT_S = 5.0  # the dev runner SIGKILLs after 10 s
+# Events about no one agency (a session scheduled or cancelled): every agency's feed carries them, with their data
+# withheld, since a program may be open to some agencies only; the type and subject (the session) say what to refetch.
+PLATFORM_SUBJECT = f"*.*.{PLATFORM}"
 
 
 def tenant_subject(agency: str) -> str:
@@ -68,11 +73,14 @@ class LiveEvents:
             await nc.close()
 
     async def stream(self, agency: str) -> AsyncIterator[dict[str, Any]]:
-        """Each CloudEvent published for `agency`, as it happens."""
+        """Each CloudEvent published for `agency`, and each platform-wide one (data withheld), as it happens."""
         subject = tenant_subject(agency)  # before anything is subscribed
-        async with contextlib.aclosing(self.subscribe([subject])) as events:  # unsubscribed when the client goes
-            async for event in events:
-                yield event
+        # The event's own agency must match too: nothing another agency's reaches this feed, whatever its subject.
+        ours = (agency, PLATFORM)
+        async with contextlib.aclosing(self.subscribe([subject, PLATFORM_SUBJECT],
+                                                      keep=lambda e: e.get("agency") in ours)) as events:
+            async for event in events:  # unsubscribed when the client goes
+                yield {**event, "data": {}} if event.get("agency") == PLATFORM else event
 
     async def subscribe(self, subjects: list[str], keep: Callable[[dict[str, Any]], bool] | None = None
                         ) -> AsyncIterator[dict[str, Any]]:

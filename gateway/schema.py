@@ -84,7 +84,10 @@ class Mutation(CoachingMutation, ReadinessMutation, FidelityMutation, CommunityM
 
 @strawberry.type
 class Subscription(CommunitySubscription):
-    @strawberry.subscription(description="The agency's domain events, live")
+    @strawberry.subscription(description=(
+        "The agency's domain events, live, and the platform-wide ones (agency `platform`: a community session "
+        "scheduled, changed or cancelled) with their data withheld ({}), as a program may be open to some agencies "
+        "only: their type and subject (the session's id) say what to refetch. Never another agency's events"))
     async def events(self, info: Ctx, agency: strawberry.ID) -> AsyncGenerator[DomainEvent, None]:
         principal = await info.context.principal()
         if str(agency) != principal.agency:

@@ -374,6 +374,10 @@ class RegistrationOut(BaseModel):
     program_id: str
     person_id: str
     agency_id: str
+    display_name: str | None = None
+    """
+    The person's name; null while the community does not know it (no StaffMemberJoined seen)
+    """
     status: Literal['confirmed', 'waiting', 'offered', 'cancelled']
     position: int
     """

@@ -15,6 +15,7 @@ from tests.browser.community_support import (
     BEN,
     MEETING,
     call,
+    facilitator_token,
     make_program,
     practitioner_token,
     register,
@@ -135,6 +136,36 @@ def test_a_full_session_puts_ana_on_the_waiting_list_and_a_freed_seat_is_offered
     page.get_by_role("button", name="Accept the seat").click()
     expect(page.get_by_test_id("my-registration")).to_contain_text("your seat is confirmed")
     expect(page.get_by_test_id("meeting-link")).to_have_attribute("href", MEETING)
+
+
+def test_a_session_cancelled_elsewhere_shows_as_cancelled_on_the_open_page_without_a_reload(
+        page: Page, portal: Portal) -> None:
+    """SessionCancelled is platform-wide (subject `platform`): it reaches the agency's live feed all the same."""
+    program, sessions = make_program(portal, capacity=3, starts_in=timedelta(days=5))
+    session = sessions[0]
+    frames = watch_frames(page)
+    sign_in(page, "practitioner")
+    page.goto(f"/community/sessions/{session['id']}")
+    expect(page.get_by_test_id("seats")).to_contain_text("3 of 3 seats free")
+    wait_for_subscription(page, frames, "LiveEvents")
+
+    # First the feed is shown to be flowing (an own-agency registration comes and goes), so that when the
+    # session is cancelled no registration of this agency is left: only SessionCancelled can tell the page.
+    colleagues = [p for p in PRACTITIONERS if p != ANA]
+    seats: list[dict] = []
+    until_live(lambda attempt: seats.append(register(portal, session["id"], colleagues[attempt])),
+               lambda: expect(page.get_by_test_id("seats")).not_to_contain_text("3 of 3", timeout=5_000))
+    for r in seats:
+        call(portal, "POST", f"/v1/registrations/{r['id']}/cancel", practitioner_token(portal, r["person_id"]))
+    expect(page.get_by_test_id("seats")).to_contain_text("3 of 3 seats free")
+    expect(page.get_by_test_id("details")).not_to_contain_text("Cancelled")
+
+    call(portal, "POST", f"/v1/sessions/{session['id']}/cancel", facilitator_token(portal),
+         json={"reason": "Facilitator unwell"})
+    expect(page.get_by_test_id("details")).to_contain_text("Cancelled", timeout=10_000)
+    expect(page.get_by_role("button", name="Register")).to_have_count(0)
+    expect(page.get_by_test_id("live")).to_contain_text("Live")
+    assert program["title"] in page.get_by_test_id("details").inner_text()
 
 
 def test_the_seeded_echo_session_is_full_with_a_waiting_list_for_its_hub(page: Page, portal: Portal) -> None:

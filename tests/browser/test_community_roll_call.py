@@ -53,6 +53,10 @@ def test_the_facilitator_imports_a_zoom_report_and_sees_a_check_in_arrive_live(p
     expect(page.get_by_role("heading", level=1)).to_contain_text("Roll call")
     expect(page.get_by_test_id("registrants").locator("tbody tr")).to_have_count(3)
     expect(page.get_by_text("No attendance recorded yet")).to_be_visible()
+    # Named from the community's directory before any attendance, not "Registrant N (id…)".
+    for person in (ANA, BEN, CHLOE):
+        expect(page.get_by_test_id("registrants").locator("tbody")).to_contain_text(PRACTITIONERS[person])
+    expect(page.get_by_test_id("registrants").locator("tbody")).not_to_contain_text(re.compile(r"Registrant \d"))
 
     # Preview first: Ana (with a rejoin) and Ben match by name; a dial-in does not. Nothing is recorded yet.
     report = zoom_report(session["starts_at"], [

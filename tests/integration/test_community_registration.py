@@ -11,11 +11,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from contracts.readiness import StaffMemberLeft
 from services.community.app import CHORES
-from services.community.models import ROSTER, HubMember, Program, Registration, Session
+from services.community.models import ROSTER, HubMember, Person, Program, Registration, Session
 from tests.conftest import make_settings
 from tests.stack import Instant, Stack, eventually, problem, running_stack, service_db
 from tests.support import NatsServer
@@ -215,6 +215,54 @@ async def test_bad_input_is_refused_with_problem_json_and_nothing_written(st: St
     assert (again.json()["id"], again.json()["status"], again.json()["position"]) == (rid, "confirmed", 2)
     assert await registrations(st, sid) == 1
 
+
+
+async def test_registrations_carry_the_persons_name_one_query_per_page(st: Stack) -> None:
+    """The name comes from the community's directory (StaffMemberJoined); a person it never heard of: null."""
+    agency, named, facilitator = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    await st.enrol(agency, named, names={named: "Ana Ruiz"})
+
+    async def known() -> bool:
+        async with db_of(st).reader() as s:
+            return await s.get(Person, named) is not None
+
+    await eventually(known)  # the names consumer is not the roster's: it may come second
+    sid = await make_session(db_of(st), capacity=5, starts_at=datetime.now(UTC) + timedelta(days=3),
+                             hub=(facilitator, agency))
+    me = st.token(agency, "practitioner", sub=named)
+    r = await st.community.post(f"/v1/sessions/{sid}/registrations", headers=me)
+    assert (r.status_code, r.json()["display_name"]) == (201, "Ana Ruiz"), r.text
+    unknown = [str(uuid.uuid4()) for _ in range(3)]
+    async with db_of(st).unit_of_work() as uow:  # registrants whose names never arrived
+        program_id = (await uow.get(Session, sid)).program_id  # type: ignore[union-attr]
+        for i, p in enumerate(unknown):
+            uow.add(Registration(id=str(uuid.uuid4()), session_id=sid, program_id=program_id, person_id=p,
+                                 agency_id=agency, status="confirmed", position=i + 2, registered_by=p,
+                                 created_at=NOW, updated_at=NOW))
+
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    engine = db_of(st).engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        r = await st.community.get(f"/v1/sessions/{sid}/registrations",
+                                   headers=st.token(agency, "facilitator", sub=facilitator))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert r.status_code == 200, r.text
+    assert {x["person_id"]: x["display_name"] for x in r.json()["items"]} == {
+        named: "Ana Ruiz", **dict.fromkeys(unknown, None)}
+    assert sum("people" in q for q in statements) == 1  # one look-up for the page, not one per row
+
+    mine = (await st.community.get("/v1/registrations", headers=me)).json()["items"]
+    assert [x["display_name"] for x in mine] == ["Ana Ruiz"]
+    session = (await st.community.get(f"/v1/sessions/{sid}", headers=me)).json()
+    assert session["my_registration"]["display_name"] == "Ana Ruiz"
+    r = await st.community.post(f"/v1/registrations/{mine[0]['id']}/cancel", headers=me)
+    assert (r.json()["status"], r.json()["display_name"]) == ("cancelled", "Ana Ruiz")
 
 
 async def test_reminders_are_published_once_per_registrant_and_lead_however_often_swept(

@@ -29,7 +29,7 @@ from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from tests.conftest import make_settings
 from tests.gateway_harness import GraphQL, RoutingTransport
-from tests.stack import Instant, Stack, running_stack
+from tests.stack import Instant, Stack, eventually, running_stack
 from tests.support import NatsServer
 from trellis.settings import Settings
 
@@ -78,6 +78,7 @@ SESSION = """query($id: ID!) { community { session(id: $id) { id title meetingUr
   } } }"""
 HUB_SESSION = """query($id: ID!) { community { session(id: $id) { id isHub registrations { personId status }
   attendance { threshold items { personId attended source } } cases { id } } } }"""
+HUB_NAMES = "query($id: ID!) { community { session(id: $id) { registrations { personId personName } } } }"
 CHECK_IN = """mutation($s: ID!, $p: ID!) { checkIn(sessionId: $s, personId: $p) {
   personId attended minutesPresent source } }"""
 ROLL_CALL = """subscription($s: ID!) { rollCall(sessionId: $s) {
@@ -153,6 +154,12 @@ async def test_programs_sessions_and_a_registration_with_its_meeting_link(gql: G
     hub_view = (await gql.ok(HUB_SESSION, w.hub, id=first))["community"]["session"]
     assert hub_view["isHub"] and hub_view["registrations"] == [{"personId": w.ana, "status": "confirmed"}]
     assert hub_view["attendance"] == {"threshold": 0.75, "items": []} and hub_view["cases"] == []
+
+    async def named() -> bool:  # the community learns names by their own consumer: maybe a moment after the roster
+        got = (await gql.ok(HUB_NAMES, w.hub, id=first))["community"]["session"]["registrations"]
+        return bool(got == [{"personId": w.ana, "personName": "Ana Ruiz"}])
+
+    await eventually(named)
 
     filtered = """query($from: DateTime!, $tag: String!) { community {
       sessions(from: $from, competency: $tag, first: 5) { id } competencies caseTemplate { fields { key } } } }"""

@@ -358,14 +358,15 @@ async def receive(ws: ClientConnection, timeout: float) -> dict[str, Any] | None
 
 
 @contextlib.asynccontextmanager
-async def subscribed(url: str, payload: dict[str, Any] | None, agency: str) -> AsyncIterator[ClientConnection]:
+async def subscribed(url: str, payload: dict[str, Any] | None, agency: str, query: str = EVENTS
+                     ) -> AsyncIterator[ClientConnection]:
     """A browser's graphql-transport-ws session: no Authorization header, the token (if any) in connection_init."""
     async with connect(url, subprotocols=[Subprotocol("graphql-transport-ws")], proxy=None, open_timeout=10) as ws:
         await ws.send(json.dumps({"type": "connection_init", **({"payload": payload} if payload else {})}))
         ack = await receive(ws, 10)
         assert ack is not None and ack["type"] == "connection_ack", ack
         await ws.send(json.dumps({"id": "1", "type": "subscribe",
-                                  "payload": {"query": EVENTS, "variables": {"agency": agency}}}))
+                                  "payload": {"query": query, "variables": {"agency": agency}}}))
         yield ws
 
 
@@ -413,3 +414,52 @@ async def test_a_subscription_without_a_valid_token_in_connection_init_is_refuse
                 msg = await first_event(ws, nats_server.url, agency)
             errors = msg["payload"] if msg["type"] == "error" else msg["payload"].get("errors")
             assert errors and errors[0]["extensions"]["code"] == "UNAUTHENTICATED", (payload, msg)
+
+
+async def test_platform_wide_events_reach_every_agencys_feed_data_withheld_and_no_other_agencys(
+        nats_server: NatsServer, tmp_path: Path) -> None:
+    """A session cancelled (subject `community.SessionCancelled.platform`) arrives on an agency's feed without its
+    data (a program may be open to some agencies only); another agency's events never do, whatever their subject."""
+    settings = make_settings(nats_server.url, tmp_path)
+    mine, theirs = str(uuid.uuid4()), str(uuid.uuid4())
+    token = mint_dev_token(settings, sub=str(uuid.uuid4()), agency=mine, roles=["coach"])
+    session = str(uuid.uuid4())
+
+    def envelope(kind: str, agency: str, data: dict[str, Any]) -> bytes:
+        return json.dumps({"id": str(uuid.uuid4()), "type": f"community.{kind}.v1", "source": "tests",
+                           "subject": session, "time": "2027-01-04T10:00:00+00:00", "agency": agency,
+                           "data": data}).encode()
+
+    query = "subscription ($agency: ID!) { events(agency: $agency) { type subject agency data } }"
+    got: list[dict[str, Any]] = []
+    nc = await nats.connect(nats_server.url)
+    try:
+        async with listening_gateway(settings, tmp_path) as url, \
+                subscribed(url, {"Authorization": f"Bearer {token}"}, mine, query) as ws:
+            deadline = time.monotonic() + 15
+            while not any(e["type"] == "community.SessionCancelled.v1" for e in got):
+                assert time.monotonic() < deadline, f"no platform event arrived: {got}"
+                await nc.publish(f"community.RegistrationCancelled.{theirs}",
+                                 envelope("RegistrationCancelled", theirs, {"session_id": session}))
+                # Mislabelled: on the platform subject but another agency's in its body.
+                await nc.publish("community.SessionScheduled.platform",
+                                 envelope("SessionScheduled", theirs, {"title": "theirs"}))
+                await nc.publish("community.SessionCancelled.platform",
+                                 envelope("SessionCancelled", "platform", {"session_id": session, "reason": "x"}))
+                await nc.flush()
+                while (msg := await receive(ws, 0.3)) is not None:
+                    assert msg["type"] == "next" and not msg["payload"].get("errors"), msg
+                    got.append(msg["payload"]["data"]["events"])
+            await nc.publish(f"community.RegistrationConfirmed.{mine}",
+                             envelope("RegistrationConfirmed", mine, {"session_id": session}))
+            await nc.flush()
+            while (msg := await receive(ws, 1.0)) is not None:
+                got.append(msg["payload"]["data"]["events"])
+    finally:
+        await nc.close()
+    assert {e["agency"] for e in got} == {"platform", mine}, got  # never theirs
+    cancelled = next(e for e in got if e["type"] == "community.SessionCancelled.v1")
+    assert (cancelled["subject"], cancelled["data"]) == (session, {})
+    own = next(e for e in got if e["agency"] == mine)
+    assert own["data"] == {"session_id": session}  # the agency's own events keep their data
+    assert not any(e["type"] == "community.SessionScheduled.v1" for e in got)

@@ -53,4 +53,12 @@ describe("who a registration is", () => {
     expect(personLabel({ personId: "p1", position: 1 }, names)).toBe("Ana Ruiz");
     expect(personLabel({ personId: "0190a000-dead", position: 3 }, names)).toBe("Registrant 3 (0190a000)");
   });
+
+  it("prefers the registration's own name, falling back when it is null", () => {
+    const names = new Map([["p1", "Ana R."]]);
+    expect(personLabel({ personId: "p1", position: 1, personName: "Ana Ruiz" }, names)).toBe("Ana Ruiz");
+    expect(personLabel({ personId: "p1", position: 1, personName: null }, names)).toBe("Ana R.");
+    expect(personLabel({ personId: "0190a000-dead", position: 2, personName: null }, new Map()))
+      .toBe("Registrant 2 (0190a000)");
+  });
 });

@@ -83,7 +83,9 @@ export function registerAction(open: boolean, seats: SeatFigures, r: Registratio
   return seatState(seats).full ? "join-waitlist" : "register";
 }
 
-/** Registrations carry ids only: the person's name when attendance knows it, else their place in line. */
-export function personLabel(r: { personId: string; position: number }, names: ReadonlyMap<string, string>): string {
-  return names.get(r.personId) ?? `Registrant ${r.position} (${r.personId.slice(0, 8)})`;
+/** The person's name: the registration's own (from the community's directory), else attendance's, else (a person
+ * the community has not heard of yet) their place in line. */
+export function personLabel(r: { personId: string; position: number; personName?: string | null },
+  names: ReadonlyMap<string, string>): string {
+  return r.personName || names.get(r.personId) || `Registrant ${r.position} (${r.personId.slice(0, 8)})`;
 }

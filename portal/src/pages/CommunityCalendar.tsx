@@ -1,6 +1,6 @@
 // The programme calendar: upcoming community sessions by week (in the viewer's zone, each with its own zone),
 // a competency and program filter, the programs open to the person, and their personal calendar feed.
-import { useCallback, useMemo, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { Link } from "react-router";
 import { useMutation, useQuery } from "urql";
 import { graphql } from "../gql";
@@ -75,6 +75,7 @@ type Session = CommunityCalendarQuery["community"]["sessions"][number];
 const LIVE_TYPES = ["RegistrationConfirmed", "WaitlistOffered", "RegistrationCancelled", "SessionScheduled",
   "SessionCancelled", "AttendanceRecorded"];
 const WEEKS_AHEAD = 12;
+const LIVE_SETTLE_MS = 300;
 
 export function CommunityCalendar() {
   const { claims } = useSession();
@@ -93,10 +94,18 @@ export function CommunityCalendar() {
     variables: { ...range, competency: competency || null, programId: programId || null },
   });
   const [liveAt, setLiveAt] = useState<Date | null>(null);
+  // A new program schedules its sessions in a burst (one SessionScheduled each, on every agency's feed): one
+  // refetch once the burst has passed, not one per event.
+  const pending = useRef<ReturnType<typeof setTimeout> | null>(null);
   const refetch = useCallback(() => {
-    reexecute({ requestPolicy: "network-only" });
-    setLiveAt(new Date());
+    if (pending.current) clearTimeout(pending.current);
+    pending.current = setTimeout(() => {
+      pending.current = null;
+      reexecute({ requestPolicy: "network-only" });
+      setLiveAt(new Date());
+    }, LIVE_SETTLE_MS);
   }, [reexecute]);
+  useEffect(() => () => { if (pending.current) clearTimeout(pending.current); }, []);
   useLiveEvents(claims.agency, LIVE_TYPES, refetch);
 
   const community = result.data?.community;

@@ -42,6 +42,7 @@ const RollCallQuery = graphql(`
         registrations {
           id
           personId
+          personName
           status
           position
           waitlistPosition

@@ -15,6 +15,7 @@ import { personLabel, registerAction, registrationView, seatState } from "../com
 import { timeRange, until, viewerZone } from "../community/time";
 import { caseStateLabel } from "../community/highlight";
 import { Badge, LiveNote } from "../community/ui";
+import { concernsSession } from "../community/events";
 
 const SessionQuery = graphql(`
   query CommunitySession($id: ID!) {
@@ -66,6 +67,7 @@ const HubQuery = graphql(`
         registrations {
           id
           personId
+          personName
           agencyId
           status
           position
@@ -131,7 +133,9 @@ export function CommunitySession() {
   const [result, reexecute] = useQuery({ query: SessionQuery, variables: { id } });
   const [liveAt, setLiveAt] = useState<Date | null>(null);
   const refresh = useCallback(() => reexecute({ requestPolicy: "network-only" }), [reexecute]);
-  useLiveEvents(claims.agency, LIVE_TYPES, () => {
+  // Every agency's feed carries every session's schedule changes: only this session's cause a refetch.
+  useLiveEvents(claims.agency, LIVE_TYPES, (e) => {
+    if (!concernsSession(e, id)) return;
     refresh();
     setLiveAt(new Date());
   });

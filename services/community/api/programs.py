@@ -50,7 +50,7 @@ def session_out(v: uc.SessionView) -> SessionOut:
     mine = None
     if v.mine is not None:
         mine = RegistrationOut.model_validate(v.mine.row, from_attributes=True)
-        mine.waitlist_position = v.mine.waitlist_position
+        mine.waitlist_position, mine.display_name = v.mine.waitlist_position, v.mine.display_name
     return SessionOut(
         id=s.id, program_id=s.program_id, program_title=v.program_title, title=s.title, topic=s.topic,
         starts_at=s.starts_at, ends_at=s.ends_at, timezone=s.timezone, capacity=s.capacity,

@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1", tags=["community"])
 
 def registration_out(s: uc.Seat) -> RegistrationOut:
     out = RegistrationOut.model_validate(s.row, from_attributes=True)
-    out.waitlist_position = s.waitlist_position
+    out.waitlist_position, out.display_name = s.waitlist_position, s.display_name
     return out
 
 

@@ -19,6 +19,8 @@ class RegistrationOut(BaseModel):
     program_id: str
     person_id: str
     agency_id: str
+    display_name: str | None = Field(None, description="The person's name; null while the community does not "
+                                     "know it (no StaffMemberJoined seen)")
     status: RegistrationStatus
     position: int = Field(description="First come, first served order within the session (1-based)")
     waitlist_position: int | None = Field(None, description="1-based place among those waiting; null otherwise")

@@ -45,6 +45,15 @@ async def known_competencies(uow: UnitOfWork) -> list[str]:
     return list((await uow.scalars(select(Competency.name).order_by(Competency.name))).all())
 
 
+async def display_names(uow: UnitOfWork, person_ids: Iterable[str]) -> dict[str, str]:
+    """The known display names of these people in one query; people never named (no StaffMemberJoined) are absent."""
+    ids = sorted(set(person_ids))
+    if not ids:
+        return {}
+    rows = (await uow.execute(select(Person.person_id, Person.display_name).where(Person.person_id.in_(ids)))).all()
+    return {pid: name for pid, name in rows}
+
+
 async def names_known(uow: UnitOfWork) -> tuple[list[str], list[str]]:
     """(people's display names, agencies' names): what the privacy screening checks free text against."""
     people = list((await uow.scalars(select(Person.display_name))).all())

@@ -478,12 +478,12 @@ async def session_views(uow: UnitOfWork, viewer: Principal, rows: Sequence[Sessi
     held = await seats_held(uow, ids)
     mine = {r.session_id: r for r in (await uow.scalars(select(Registration).where(
         Registration.person_id == viewer.sub, Registration.session_id.in_(ids)))).all()}
+    seats = {x.row.session_id: x for x in await registration.named(
+        uow, [await registration.seat(uow, r) for r in mine.values()])}
     out = []
     for s in rows:
-        reg = mine.get(s.id)
         taken, waiting = held.get(s.id, (0, 0))
-        out.append(SessionView(s, titles.get(s.program_id, ""), taken, waiting,
-                               await registration.seat(uow, reg) if reg is not None else None,
+        out.append(SessionView(s, titles.get(s.program_id, ""), taken, waiting, seats.get(s.id),
                                viewer.has("platform_admin") or s.program_id in hub,
                                s.status == "scheduled" and uow.now < s.starts_at))
     return out

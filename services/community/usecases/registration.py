@@ -10,7 +10,7 @@ the person's agency.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -20,6 +20,7 @@ from contracts.community import RegistrationCancelled, RegistrationConfirmed, Se
 from services.community.domain import registration as domain
 from services.community.models import Registration, ReminderSent, Session
 from services.community.usecases.common import get_program, get_session, is_active_staff, is_hub, open_to
+from services.community.usecases.directory import display_names
 from trellis.auth import Principal
 from trellis.db import Database, UnitOfWork
 from trellis.pagination import PageParams, encode_cursor, paged
@@ -34,6 +35,17 @@ class Seat:
 
     row: Registration
     waitlist_position: int | None = None
+    display_name: str | None = None  # the person's name as the community knows it (StaffMemberJoined)
+
+
+async def named(uow: UnitOfWork, seats: list[Seat]) -> list[Seat]:
+    """The seats with their people's display names: one query for the whole list, never one per row."""
+    names = await display_names(uow, (s.row.person_id for s in seats))
+    return [replace(s, display_name=names.get(s.row.person_id)) for s in seats]
+
+
+async def _one(uow: UnitOfWork, s: Seat) -> Seat:
+    return (await named(uow, [s]))[0]
 
 
 # ---- steps other areas call ------------------------------------------------------------------------
@@ -196,7 +208,7 @@ async def register(uow: UnitOfWork, cmd: Register) -> Seat:
                       slug="registration-closed")
     out = await _seat_in(uow, session, person, cmd.viewer.agency, cmd.viewer.sub, "direct")
     assert out is not None
-    return out
+    return await _one(uow, out)
 
 
 async def register_series(uow: UnitOfWork, cmd: RegisterSeries) -> list[Seat]:
@@ -213,7 +225,7 @@ async def register_series(uow: UnitOfWork, cmd: RegisterSeries) -> list[Seat]:
         s = await _seat_in(uow, session, person, cmd.viewer.agency, cmd.viewer.sub, "series", series=True)
         if s is not None:
             out.append(s)
-    return out
+    return await named(uow, out)
 
 
 # ---- changing a registration -----------------------------------------------------------------------
@@ -262,7 +274,7 @@ async def cancel(uow: UnitOfWork, cmd: Act) -> Seat:
     await _cancel(uow, reg, "cancelled")
     if freed:
         await offer_free_seats(uow, session)
-    return Seat(reg)
+    return await _one(uow, Seat(reg))
 
 
 async def accept(uow: UnitOfWork, cmd: Act) -> Seat:
@@ -278,7 +290,7 @@ async def accept(uow: UnitOfWork, cmd: Act) -> Seat:
     await uow.emit(RegistrationConfirmed(registration_id=reg.id, session_id=reg.session_id, program_id=reg.program_id,
                                          person_id=reg.person_id, starts_at=session.starts_at, via="waitlist"),
                    subject=reg.id, agency=reg.agency_id)
-    return Seat(reg)
+    return await _one(uow, Seat(reg))
 
 
 async def decline(uow: UnitOfWork, cmd: Act) -> Seat:
@@ -289,7 +301,7 @@ async def decline(uow: UnitOfWork, cmd: Act) -> Seat:
         raise Problem(409, f"Registration {reg.id} is {reg.status}, not offered a seat.", slug="no-offer")
     await _cancel(uow, reg, "offer_declined")
     await offer_free_seats(uow, session)
-    return Seat(reg)
+    return await _one(uow, Seat(reg))
 
 
 async def release_seats_of_leaver(uow: UnitOfWork, agency: str, person: str) -> int:
@@ -333,7 +345,7 @@ class ListForPerson:
 
 
 async def get(uow: UnitOfWork, cmd: Act) -> Seat:
-    return await seat(uow, await _load(uow, cmd.viewer, cmd.registration_id))
+    return await _one(uow, await seat(uow, await _load(uow, cmd.viewer, cmd.registration_id)))
 
 
 async def list_for_session(uow: UnitOfWork, q: ListForSession) -> tuple[list[Seat], str | None]:
@@ -356,7 +368,7 @@ async def list_for_session(uow: UnitOfWork, q: ListForSession) -> tuple[list[Sea
     _, waiting = await _held_and_waiting(uow, session.id)
     places = domain.waitlist_positions(waiting)
     nxt = encode_cursor(str(rows[-1].position)) if more and rows else None
-    return [Seat(r, places.get(r.id)) for r in rows], nxt
+    return await named(uow, [Seat(r, places.get(r.id)) for r in rows]), nxt
 
 
 async def list_for_person(uow: UnitOfWork, q: ListForPerson) -> list[Seat]:
@@ -368,7 +380,7 @@ async def list_for_person(uow: UnitOfWork, q: ListForPerson) -> list[Seat]:
             raise Problem(403, "You can only see your own registrations.", slug="not-your-record")
         stmt = stmt.where(Registration.agency_id == q.viewer.agency)
     rows = (await uow.scalars(paged(stmt, Registration.id, q.page))).all()
-    return [await seat(uow, r) for r in rows]
+    return await named(uow, [await seat(uow, r) for r in rows])
 
 
 # ---- chores ----------------------------------------------------------------------------------------
