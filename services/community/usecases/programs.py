@@ -479,7 +479,7 @@ async def session_views(uow: UnitOfWork, viewer: Principal, rows: Sequence[Sessi
     mine = {r.session_id: r for r in (await uow.scalars(select(Registration).where(
         Registration.person_id == viewer.sub, Registration.session_id.in_(ids)))).all()}
     seats = {x.row.session_id: x for x in await registration.named(
-        uow, [await registration.seat(uow, r) for r in mine.values()])}
+        uow, await registration.seats(uow, list(mine.values())))}
     out = []
     for s in rows:
         taken, waiting = held.get(s.id, (0, 0))

@@ -10,6 +10,7 @@ the person's agency.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from sqlalchemy import func, select
@@ -114,6 +115,20 @@ async def waitlist_position(uow: UnitOfWork, reg: Registration) -> int | None:
 
 async def seat(uow: UnitOfWork, reg: Registration) -> Seat:
     return Seat(reg, await waitlist_position(uow, reg))
+
+
+async def seats(uow: UnitOfWork, regs: Sequence[Registration]) -> list[Seat]:
+    """`seat` for many registrations: one query for the waiting lists they are on, not one per row."""
+    sessions = {r.session_id for r in regs if r.status == "waiting"}
+    places: dict[str, int] = {}
+    if sessions:
+        rows = (await uow.execute(select(Registration.session_id, Registration.id).where(
+            Registration.session_id.in_(sessions), Registration.status == "waiting")
+            .order_by(Registration.session_id, Registration.position))).all()
+        counted: dict[str, int] = {}
+        for session_id, reg_id in rows:
+            counted[session_id] = places[reg_id] = counted.get(session_id, 0) + 1
+    return [Seat(r, places.get(r.id)) for r in regs]
 
 
 # ---- registering ---------------------------------------------------------------------------------
@@ -380,7 +395,7 @@ async def list_for_person(uow: UnitOfWork, q: ListForPerson) -> list[Seat]:
             raise Problem(403, "You can only see your own registrations.", slug="not-your-record")
         stmt = stmt.where(Registration.agency_id == q.viewer.agency)
     rows = (await uow.scalars(paged(stmt, Registration.id, q.page))).all()
-    return await named(uow, [await seat(uow, r) for r in rows])
+    return await named(uow, await seats(uow, rows))
 
 
 # ---- chores ----------------------------------------------------------------------------------------
