@@ -86,7 +86,11 @@ def test_ana_drafts_a_case_fixes_and_justifies_its_findings_and_submits_it(page:
     box.fill("Mom can be reached by email most evenings.")
     page.get_by_role("button", name="Save and screen again").click()
     expect(page.get_by_test_id("highlighted-needs")).to_have_count(0)
-    expect(email).to_have_attribute("data-status", "fixed")
+    # Fixed: the finding stays listed by kind, but the removed address is kept and shown nowhere.
+    fixed = page.locator('[data-testid="finding"][data-kind="email"]')
+    expect(fixed).to_have_attribute("data-status", "fixed")
+    expect(fixed).to_contain_text("removed from the text")
+    expect(page.get_by_text("jane.roe@example.com")).to_have_count(0)
     expect(page.get_by_test_id("submit-blocked")).to_contain_text("1 open finding")
 
     # Justify: a colleague's name is not the family's; a justification needs words.

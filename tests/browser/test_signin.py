@@ -11,10 +11,10 @@ from playwright.sync_api import BrowserContext, Page, expect
 from devtools.demo import COACH, DEMO_AGENCY
 from tests.browser.conftest import TOKEN_KEY, Portal, check_a11y, fits_width, screenshots, sign_in, sign_in_with_token
 
-PERSONAS = {"agency_admin", "supervisor", "coach", "observer", "practitioner", "platform_admin"}
+PERSONAS = {"agency_admin", "supervisor", "coach", "observer", "practitioner", "facilitator", "platform_admin"}
 
 
-def test_the_signin_page_lists_the_six_seeded_personas(page: Page, portal: Portal) -> None:
+def test_the_signin_page_lists_the_seven_seeded_personas(page: Page, portal: Portal) -> None:
     people = portal.personas()
     assert {p["key"] for p in people} == PERSONAS, people
     page.goto("/signin")
