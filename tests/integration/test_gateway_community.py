@@ -6,7 +6,6 @@ certificate PDF only with a token."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import time
@@ -19,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from asgi_lifespan import LifespanManager
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
@@ -29,9 +27,9 @@ from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from tests.conftest import make_settings
 from tests.gateway_harness import GraphQL, RoutingTransport
+from tests.integration.test_gateway_portal import listening_gateway, receive
 from tests.stack import Instant, Stack, eventually, running_stack
 from tests.support import NatsServer
-from trellis.settings import Settings
 
 NOW = datetime(2027, 1, 5, 15, 30, tzinfo=UTC)  # half an hour before the first session: open, and roll call taken
 FIRST = datetime(2027, 1, 5, 16, 0, tzinfo=UTC)  # 10:00 in Chicago
@@ -216,35 +214,6 @@ async def test_a_services_refusal_is_a_graphql_error_with_the_input_path(gql: Ga
 
 
 @contextlib.asynccontextmanager
-async def listening(settings: Settings, transport: httpx.AsyncBaseTransport, tmp_path: Path) -> AsyncIterator[str]:
-    """The gateway on a real socket (websockets need one), reaching the in-process services; its ws:// URL."""
-    app = create_app(settings=settings, transport=transport, limits=GatewaySettings(portal_dir=tmp_path / "dist"))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert not task.done() and time.monotonic() < deadline, "the gateway did not start"
-            await asyncio.sleep(0.05)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"ws://127.0.0.1:{port}/graphql"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 20)
-
-
-async def receive(ws: ClientConnection, timeout: float) -> dict[str, Any] | None:
-    try:
-        msg: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout))
-    except TimeoutError:
-        return None
-    if msg.get("type") == "ping":
-        await ws.send(json.dumps({"type": "pong"}))
-        return await receive(ws, timeout)
-    return msg
-
-
-@contextlib.asynccontextmanager
 async def roll_call(url: str, authorization: str, session_id: str) -> AsyncIterator[ClientConnection]:
     """A browser's graphql-transport-ws session: the token in connection_init."""
     async with connect(url, subprotocols=[Subprotocol("graphql-transport-ws")], proxy=None, open_timeout=10) as ws:
@@ -269,7 +238,7 @@ async def test_the_roll_call_delivers_its_own_sessions_check_ins_to_the_hub_only
     first, second = w.sessions[0], w.sessions[1]
     await gql.ok(REGISTER, gql.as_(w.ana), s=first)
     cancel = "mutation($id: ID!) { cancelRegistration(id: $id) { status } }"
-    async with listening(st.settings, gql.transport, tmp_path) as url:
+    async with listening_gateway(st.settings, tmp_path, gql.transport) as url:
         # Not on the hub team: refused before anything is subscribed.
         async with roll_call(url, gql.as_(w.ben)["Authorization"], first) as ws:
             msg = await receive(ws, 10)

@@ -329,9 +329,11 @@ EVENTS = "subscription ($agency: ID!) { events(agency: $agency) { id type agency
 
 
 @contextlib.asynccontextmanager
-async def listening_gateway(settings: Settings, tmp_path: Path) -> AsyncIterator[str]:
-    """The gateway on a real socket (uvicorn), for websockets; yields its ws:// GraphQL URL."""
-    app = create_app(settings=settings, limits=GatewaySettings(portal_dir=tmp_path / "dist"))
+async def listening_gateway(settings: Settings, tmp_path: Path, transport: httpx.AsyncBaseTransport | None = None
+                            ) -> AsyncIterator[str]:
+    """The gateway on a real socket (uvicorn), for websockets; yields its ws:// GraphQL URL. `transport` reaches
+    in-process services instead of their URLs."""
+    app = create_app(settings=settings, transport=transport, limits=GatewaySettings(portal_dir=tmp_path / "dist"))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve())
     try:

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
 from ops.cli import app
+from tests.unit.test_k8s import own_service_settings
 from trellis.metrics import Metrics
 from trellis.service import installed_services
 from trellis.settings import ServiceSettings, Settings
@@ -89,29 +90,6 @@ def env_names() -> set[str]:
     for service in [*installed_services(), "gateway", "<SERVICE>"]:
         names |= {f"TRELLIS_{service.upper()}_{f}" for f in per_service}
     return names | own_service_settings()
-
-
-def own_service_settings() -> set[str]:
-    """The `TRELLIS_<SERVICE>_*` settings a service declares in its own config module, e.g.
-    TRELLIS_COMMUNITY_CASE_RETENTION_DAYS (services/community/config.py)."""
-    import importlib
-
-    from pydantic_settings import BaseSettings
-
-    names = set()
-    for spec in installed_services().values():
-        module_name = spec.create_app.__module__.rpartition(".")[0] + ".config"
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:
-            if e.name != module_name:
-                raise
-            continue
-        for obj in vars(module).values():
-            if isinstance(obj, type) and issubclass(obj, BaseSettings) and obj.__module__ == module_name:
-                prefix = str(obj.model_config.get("env_prefix", ""))
-                names |= {f"{prefix}{f}".upper() for f in obj.model_fields}
-    return names
 
 
 def exported_metrics() -> dict[str, str]:
