@@ -261,6 +261,9 @@ class Case(Base):
     revision: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Secret per case, never shown: finding ids are keyed with it, so a fixed identifier cannot be
+    # recovered by hashing guesses (a ZIP code, a name) against its finding's id.
+    finding_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class CaseRead(Base):

@@ -41,7 +41,9 @@ MAX_ROWS = 20_000
 # Times the exports are known to use; naive ones are read in the session's time zone.
 TIME_FORMATS = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %I:%M %p", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M",
                 "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z",
-                "%Y-%m-%d %H:%M:%S%z", "%d/%m/%Y %H:%M:%S")
+                "%Y-%m-%d %H:%M:%S%z", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M",
+                # as browsers format them (BigBlueButton's learning dashboard): "3/2/2027, 10:00:00 AM"
+                "%m/%d/%Y, %I:%M:%S %p", "%m/%d/%Y, %H:%M:%S", "%d/%m/%Y, %H:%M:%S")
 
 
 # ---- segments and presence --------------------------------------------------------------------------
@@ -156,7 +158,7 @@ def _norm_header(h: str) -> str:
 
 ZOOM_COLUMNS = {"name": ("name (original name)", "participant", "name", "user name"),
                 "email": ("user email", "email", "e-mail"),
-                "join": ("join time",), "leave": ("leave time",)}
+                "join": ("join time",), "leave": ("leave time",), "waiting": ("in waiting room",)}
 BBB_COLUMNS = {"name": ("name", "user", "participant"), "email": ("email", "e-mail", "user email"),
                "join": ("joined", "join", "joined at", "join time", "online from"),
                "leave": ("left", "leave", "left at", "leave time", "online to")}
@@ -182,7 +184,9 @@ def detect(header: list[str]) -> Literal["zoom", "bbb"] | None:
     return None
 
 
-def parse_time(text: str, tz: ZoneInfo) -> datetime | None:
+def parse_time(text: str, tz: ZoneInfo, near: datetime | None = None) -> datetime | None:
+    """`near` (the session's start) settles 02/03/2027: month-first and day-first both read it, and the
+    reading nearer the session wins, so a day-first (UK) report is not silently a month off."""
     value = text.strip()
     if not value:
         return None
@@ -196,23 +200,34 @@ def parse_time(text: str, tz: ZoneInfo) -> datetime | None:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         parsed = None
-        for fmt in TIME_FORMATS:
-            try:
-                parsed = datetime.strptime(value, fmt)
-                break
-            except ValueError:
-                continue
-    if parsed is None:
+    readings: list[datetime] = []
+    for candidate in [parsed] if parsed is not None else _readings(value):
+        if candidate.tzinfo is None:
+            candidate = candidate.replace(tzinfo=tz)
+        try:
+            readings.append(candidate.astimezone(UTC))
+        except OverflowError:  # 12/31/9999 11:59 PM in Chicago has no UTC value: a bad line, not a 500
+            continue
+    if not readings:
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=tz)
-    try:
-        return parsed.astimezone(UTC)
-    except OverflowError:  # 12/31/9999 11:59 PM in Chicago has no UTC value: a bad line, not a 500
-        return None
+    if near is None:
+        return readings[0]
+    anchor = near
+    return min(readings, key=lambda r: abs(r - anchor))
 
 
-def parse_report(text: str, fmt: ReportFormat = "auto", timezone: str = "UTC") -> Report:
+def _readings(value: str) -> list[datetime]:
+    out = []
+    for fmt in TIME_FORMATS:
+        try:
+            out.append(datetime.strptime(value, fmt))
+        except ValueError:
+            continue
+    return out
+
+
+def parse_report(text: str, fmt: ReportFormat = "auto", timezone: str = "UTC",
+                 near: datetime | None = None) -> Report:
     """Every participant with their segments, or MalformedReport listing each bad line.
 
     Lines before the participants' header (Zoom's meeting summary block) are skipped; line numbers
@@ -248,9 +263,12 @@ def parse_report(text: str, fmt: ReportFormat = "auto", timezone: str = "UTC") -
             if problem:
                 errors.append(ReportError(line, problem))
                 continue
+            if "waiting" in columns and len(row) > columns["waiting"] and \
+                    row[columns["waiting"]].strip().casefold() in ("yes", "true"):
+                continue  # Zoom: time in the waiting room, not admitted to the meeting yet
             name = row[columns["name"]].strip()
             email = row[columns["email"]].strip() if "email" in columns else ""
-            joined, left = (parse_time(row[columns[c]], tz) for c in ("join", "leave"))
+            joined, left = (parse_time(row[columns[c]], tz, near) for c in ("join", "leave"))
             if joined is None or left is None:
                 bad = "join" if joined is None else "leave"
                 errors.append(ReportError(line, f"the {bad} time {row[columns[bad]].strip()!r} is not a date and time"))

@@ -6,6 +6,7 @@ No I/O here: the use cases load rows, ask these functions, and write what they a
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -146,28 +147,32 @@ def normalise(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
-def finding_ids(detected: Sequence[Detected]) -> list[str]:
+def finding_ids(detected: Sequence[Detected], key: str = "") -> list[str]:
     """A stable id per hit: field, kind, normalised text and which repeat of it this is.
 
     Editing elsewhere in the text moves spans but keeps ids, so a justification stays attached.
+    `key` (the case's secret) makes it an HMAC: a fixed finding keeps its id but not its text, and
+    without the key nobody can hash guesses to get the identifier back.
     """
     seen: dict[tuple[str, str, str], int] = {}
     ids = []
     for d in sorted(detected, key=lambda d: (d.field, d.start, d.end)):
-        key = (d.field, d.kind, normalise(d.text))
-        n = seen.get(key, 0)
-        seen[key] = n + 1
-        ids.append(hashlib.sha256("\x1f".join((*key, str(n))).encode()).hexdigest()[:16])
+        parts = (d.field, d.kind, normalise(d.text))
+        n = seen.get(parts, 0)
+        seen[parts] = n + 1
+        msg = "\x1f".join((*parts, str(n))).encode()
+        digest = hmac.new(key.encode(), msg, hashlib.sha256) if key else hashlib.sha256(msg)
+        ids.append(digest.hexdigest()[:16])
     return ids
 
 
 def reconcile(previous: Sequence[Mapping[str, object]], detected: Sequence[Detected],
-              justified: Mapping[str, str]) -> list[dict[str, object]]:
+              justified: Mapping[str, str], key: str = "") -> list[dict[str, object]]:
     """The findings after a screening: what is found now (open or justified), and what was found before and
     is gone from the text now (fixed). `justified` maps finding id -> reason."""
     now = sorted(detected, key=lambda d: (d.field, d.start, d.end))
     out: dict[str, dict[str, object]] = {}
-    for fid, d in zip(finding_ids(now), now, strict=True):
+    for fid, d in zip(finding_ids(now, key), now, strict=True):
         reason = justified.get(fid)
         out[fid] = {"id": fid, "field": d.field, "start": d.start, "end": d.end, "kind": d.kind, "text": d.text,
                     "status": "justified" if reason else "open", "justification": reason}

@@ -189,7 +189,7 @@ async def import_report(uow: UnitOfWork, cmd: ImportReport) -> ImportResult:
     """
     session, program = await _open_session(uow, cmd.session_id, cmd.viewer, "import attendance")
     try:
-        report = rules.parse_report(cmd.csv, cmd.format, session.timezone)
+        report = rules.parse_report(cmd.csv, cmd.format, session.timezone, near=session.starts_at)
     except rules.MalformedReport as e:
         raise Problem(422, f"The report has {len(e.errors)} bad line(s); nothing was imported.",
                       slug="malformed-report",

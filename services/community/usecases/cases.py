@@ -9,6 +9,7 @@ Every read of a case writes a `case_reads` row in the reading transaction.
 from __future__ import annotations
 
 import logging
+import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -69,7 +70,9 @@ def _texts(case: Case) -> dict[str, str]:
 async def _rescreen(uow: UnitOfWork, case: Case) -> None:
     detected = await screen_texts(uow, _texts(case))
     reasons = {str(j["finding_id"]): str(j["reason"]) for j in case.justifications or []}
-    case.findings = domain.reconcile(case.findings or [], detected, reasons)
+    if not case.finding_key:  # a secret per case: finding ids do not give a fixed identifier back
+        case.finding_key = secrets.token_hex(16)
+    case.findings = domain.reconcile(case.findings or [], detected, reasons, case.finding_key)
     # A justification whose finding is gone is dropped, so it cannot cover a later hit by chance.
     live = {f["id"] for f in case.findings if f["status"] != "fixed"}
     case.justifications = [j for j in case.justifications or [] if j["finding_id"] in live]

@@ -299,7 +299,9 @@ async def accept(uow: UnitOfWork, cmd: Act) -> Seat:
     if reg.status != "offered":
         raise Problem(409, f"Registration {reg.id} is {reg.status}, not offered a seat.", slug="no-offer")
     now = uow.now
-    if not domain.offer_live(reg.offer_expires_at, now):
+    # The start caps an offer even when the session was moved earlier after the offer was made.
+    if not domain.offer_live(reg.offer_expires_at, now) or not domain.registration_open(
+            session.status, session.starts_at, now):
         raise Problem(409, "The offer has expired; the seat passes to the next person.", slug="offer-expired")
     reg.status, reg.via, reg.offer_expires_at, reg.updated_at = "confirmed", "waitlist", None, now
     await uow.emit(RegistrationConfirmed(registration_id=reg.id, session_id=reg.session_id, program_id=reg.program_id,

@@ -87,6 +87,7 @@ def upgrade() -> None:
     sa.Column('title', sa.String(length=200), nullable=False),
     sa.Column('fields', sa.JSON(), nullable=False),
     sa.Column('findings', sa.JSON(), nullable=False),
+    sa.Column('finding_key', sa.String(length=64), nullable=True),
     sa.Column('justifications', sa.JSON(), nullable=False),
     sa.Column('state', sa.String(length=24), nullable=False),
     sa.Column('hub_comments', sa.Text(), nullable=False),
