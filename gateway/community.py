@@ -755,10 +755,20 @@ class CommunityMutation:
                                          into=rest.RegistrationOut, inputs=Inputs())
         return Registration.from_rest(got)
 
-    @strawberry.mutation(description="Register for every future session of a program not registered for yet")
+    @strawberry.mutation(description="Register for a program's series: every future session, and sessions added "
+                                     "later, until cancelled")
     async def register_series(self, info: Ctx, program_id: strawberry.ID, person_id: strawberry.ID | None = None,
                               idempotency_key: IdempotencyKey = None) -> list[Registration]:
         got = await community(info).post(f"/v1/programs/{uid(program_id, 'programId')}/registrations",
+                                         rest_body(rest.RegisterIn, **person(person_id)), idempotency_key,
+                                         into=rest.RegistrationList, inputs=Inputs())
+        return [Registration.from_rest(r) for r in got.items]
+
+    @strawberry.mutation(description="Cancel a series registration: no more automatic seats, and the person's "
+                                     "future registrations of the program are cancelled (returned)")
+    async def cancel_series(self, info: Ctx, program_id: strawberry.ID, person_id: strawberry.ID | None = None,
+                            idempotency_key: IdempotencyKey = None) -> list[Registration]:
+        got = await community(info).post(f"/v1/programs/{uid(program_id, 'programId')}/registrations/cancel",
                                          rest_body(rest.RegisterIn, **person(person_id)), idempotency_key,
                                          into=rest.RegistrationList, inputs=Inputs())
         return [Registration.from_rest(r) for r in got.items]

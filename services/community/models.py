@@ -153,14 +153,31 @@ class Registration(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class SeriesRegistration(Base):
+    """A registration for a whole program: sessions created later (the expansion chore, a recurrence
+    edit) seat the person too, until it is cancelled or they leave their agency."""
+
+    __tablename__ = "series_registrations"
+    __table_args__ = (Index("ix_series_registrations_person", "person_id"),)
+
+    program_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    person_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    agency_id: Mapped[str] = mapped_column(String(36))
+    registered_by: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when (re)registered: first come, first served
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
 class ReminderSent(Base):
-    """Exactly once per registrant and lead: the sweep inserts here with the event, or finds it done."""
+    """Exactly once per registrant, lead and start: the sweep inserts here with the event, or finds it
+    done. A moved session's reminders are due again for its new start."""
 
     __tablename__ = "reminders_sent"
 
     session_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     person_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     lead: Mapped[str] = mapped_column(String(8), primary_key=True)  # 24h | 1h
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)  # the start it reminded of
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

@@ -59,9 +59,9 @@ def test_reminder_leads_fall_due_once_each_and_a_late_sweep_sends_only_the_short
 
 
 def test_reminder_event_ids_are_deterministic_per_session_person_and_lead() -> None:
-    a = d.reminder_event_id("s", "p", "24h")
-    assert a == d.reminder_event_id("s", "p", "24h")
-    assert len({a, d.reminder_event_id("s", "p", "1h"), d.reminder_event_id("s", "q", "24h")}) == 3
+    a = d.reminder_event_id("s", "p", "24h", START)
+    assert a == d.reminder_event_id("s", "p", "24h", START)
+    assert len({a, d.reminder_event_id("s", "p", "1h", START), d.reminder_event_id("s", "q", "24h", START)}) == 3
     uuid.UUID(a)
     t = START - timedelta(hours=2)
     assert d.expiry_event_id("r", t) == d.expiry_event_id("r", t) != d.expiry_event_id("r", t + timedelta(hours=1))

@@ -37,11 +37,22 @@ async def register(session_id: UUID, db: DB, principal: CurrentPrincipal, respon
 
 
 @router.post("/programs/{program_id}/registrations", status_code=201, response_model=RegistrationList,
-             summary="Register for every future session of a program not registered for yet")
+             summary="Register for a program's series: every future session, and sessions added later, "
+                     "until cancelled")
 async def register_series(program_id: UUID, db: DB, principal: CurrentPrincipal,
                           body: Annotated[RegisterIn | None, Body()] = None) -> dict[str, object]:
     async with db.unit_of_work() as uow:
         seats = await uc.register_series(uow, uc.RegisterSeries(principal, str(program_id), _person(body)))
+    return {"items": [registration_out(s) for s in seats]}
+
+
+@router.post("/programs/{program_id}/registrations/cancel", response_model=RegistrationList,
+             summary="Cancel a series registration (body person_id, default the caller): no more automatic seats, "
+                     "and the person's future registrations of the program are cancelled (returned)")
+async def cancel_series(program_id: UUID, db: DB, principal: CurrentPrincipal,
+                        body: Annotated[RegisterIn | None, Body()] = None) -> dict[str, object]:
+    async with db.unit_of_work() as uow:
+        seats = await uc.cancel_series(uow, uc.RegisterSeries(principal, str(program_id), _person(body)))
     return {"items": [registration_out(s) for s in seats]}
 
 

@@ -20,7 +20,7 @@ HOLDS_SEAT: tuple[Status, ...] = ("confirmed", "offered")  # an offered seat is 
 # whose window has been overtaken by a shorter one is skipped (no "tomorrow" reminder 20 minutes before).
 LEADS: dict[str, timedelta] = {"24h": timedelta(hours=24), "1h": timedelta(hours=1)}
 
-# Namespace of reminder event ids: the same session, person and lead always give the same id, so
+# Namespace of reminder event ids: the same session, person, lead and start always give the same id, so
 # the outbox's unique event id stops a second sweep (another replica) from publishing it again.
 REMINDER_NS = uuid.UUID("6f1d3c2a-8e0b-5c4f-9a71-2b3c4d5e6f70")
 EXPIRY_NS = uuid.UUID("0c5e7a91-3d24-5b86-8f10-7a2b9c4d1e53")
@@ -77,8 +77,9 @@ def reminders_due(starts_at: datetime, now: datetime, sent: Iterable[str] = ()) 
     return [] if shortest in set(sent) else [shortest]
 
 
-def reminder_event_id(session_id: str, person_id: str, lead: str) -> str:
-    return str(uuid.uuid5(REMINDER_NS, f"{session_id}/{person_id}/{lead}"))
+def reminder_event_id(session_id: str, person_id: str, lead: str, starts_at: datetime) -> str:
+    """One id per session, person, lead and start: a moved session's reminders are new events."""
+    return str(uuid.uuid5(REMINDER_NS, f"{session_id}/{person_id}/{lead}/{starts_at.isoformat()}"))
 
 
 def expiry_event_id(registration_id: str, offered_at: datetime) -> str:

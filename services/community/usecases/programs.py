@@ -265,14 +265,20 @@ async def update_program(uow: UnitOfWork, cmd: UpdateProgram) -> Program:
     program.updated_at = now
 
     touches = retime or any(k in c for k in SESSION_FIELDS)
+    fresh: list[Session] = []  # scheduled by this edit: the series' people get seats there
     for sid, occ in plan.update if touches else []:
         s = by_id[sid]
         grew = "capacity" in c and c["capacity"] > s.capacity
         revived = s.status == "cancelled"
+        earlier = occ.starts_at < s.starts_at
         s.status = "scheduled"
         if _apply_program(s, program, occ, c) or revived:
             s.revision, s.updated_at = s.revision + 1, now
             await _scheduled(uow, s)
+        if revived:
+            fresh.append(s)
+        if earlier:
+            await registration.recap_offers(uow, s)
         if grew:
             await registration.offer_free_seats(uow, s)
     for sid in (d for d in plan.drop if by_id[d].status == "scheduled"):
@@ -281,6 +287,9 @@ async def update_program(uow: UnitOfWork, cmd: UpdateProgram) -> Program:
         s = _new_session(uow, program, occ)
         uow.add(s)
         await _scheduled(uow, s)
+        fresh.append(s)
+    await uow.flush()
+    await registration.seat_series(uow, fresh)
     await uow.flush()
     return program
 
@@ -587,6 +596,9 @@ async def update_session(uow: UnitOfWork, cmd: UpdateSession) -> Session:
     c = dict(cmd.changes)
     _no_nulls(c)
     now = uow.now
+    if s.starts_at <= now and set(c) - {"materials"}:  # the history stays true; slides may still be shared
+        raise Problem(409, "The session has started; only its materials can still change.",
+                      slug="session-started")
     errors: list[dict[str, Any]] = []
     starts, ends = c.get("starts_at"), c.get("ends_at")
     for key, value in (("starts_at", starts), ("ends_at", ends)):
@@ -598,8 +610,6 @@ async def update_session(uow: UnitOfWork, cmd: UpdateSession) -> Session:
         raise invalid(errors, "The change")
     new_start = starts.astimezone(UTC) if starts else s.starts_at
     new_end = ends.astimezone(UTC) if ends else (new_start + (s.ends_at - s.starts_at) if starts else s.ends_at)
-    if (starts or ends) and s.starts_at <= now:
-        errors.append(field_error("body.starts_at", "a session that has started cannot be moved"))
     if starts and new_start <= now:
         errors.append(field_error("body.starts_at", "must be in the future"))
     if not timedelta(0) < new_end - new_start <= timedelta(minutes=domain.MAX_DURATION_MINUTES):
@@ -613,6 +623,7 @@ async def update_session(uow: UnitOfWork, cmd: UpdateSession) -> Session:
     if errors:
         raise invalid(errors, "The change")
     grew = "capacity" in c and c["capacity"] > s.capacity
+    earlier = new_start < s.starts_at
     s.starts_at, s.ends_at = new_start, new_end
     for key in ("title", "topic", "capacity", "materials", "competencies"):
         if key in c:
@@ -621,6 +632,8 @@ async def update_session(uow: UnitOfWork, cmd: UpdateSession) -> Session:
         s.meeting_url = c["meeting_url"] or ""
     s.detached, s.revision, s.updated_at = True, s.revision + 1, now
     await _scheduled(uow, s)
+    if earlier:  # an offer never outlives the start: what the person is shown stays true
+        await registration.recap_offers(uow, s)
     if grew:
         await registration.offer_free_seats(uow, s)
     await uow.flush()
@@ -666,11 +679,15 @@ async def extend_sessions(db: Database) -> int:
     for pid in due:
         async with db.unit_of_work(all_agencies=True) as uow:
             program = await get_program(uow, pid, lock=True)
+            fresh = []
             for occ in await _missing(uow, program):
                 s = _new_session(uow, program, occ)
                 uow.add(s)
                 await _scheduled(uow, s)
-                added += 1
+                fresh.append(s)
+            await uow.flush()
+            await registration.seat_series(uow, fresh)  # a series registration covers sessions added later
+        added += len(fresh)  # counted once committed
     return added
 
 

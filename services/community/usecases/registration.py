@@ -19,7 +19,7 @@ from uuid6 import uuid7
 
 from contracts.community import RegistrationCancelled, RegistrationConfirmed, SessionReminderDue, WaitlistOffered
 from services.community.domain import registration as domain
-from services.community.models import Registration, ReminderSent, Session
+from services.community.models import Registration, ReminderSent, SeriesRegistration, Session
 from services.community.usecases.common import get_program, get_session, is_active_staff, is_hub, open_to
 from services.community.usecases.directory import display_names
 from trellis.auth import Principal
@@ -227,8 +227,19 @@ async def register(uow: UnitOfWork, cmd: Register) -> Seat:
 
 
 async def register_series(uow: UnitOfWork, cmd: RegisterSeries) -> list[Seat]:
-    """Every future scheduled session of the program the person is not registered for (via=series)."""
+    """Every future scheduled session of the program the person is not registered for (via=series),
+    and the sessions created later too (`seat_series`), until the series is cancelled."""
     person = await _checks(uow, cmd.viewer, cmd.program_id, cmd.person_id)
+    # The program's lock first, as the recurrence edit and the expansion chore take it before creating
+    # sessions: a series registered meanwhile is either seen by them or sees their sessions.
+    await get_program(uow, cmd.program_id, lock=True)
+    series = await uow.get(SeriesRegistration, (cmd.program_id, person))
+    if series is None:
+        series = SeriesRegistration(program_id=cmd.program_id, person_id=person)
+        uow.add(series)
+    if series.cancelled_at is not None or series.created_at is None:  # new or re-opened: at the back
+        series.created_at, series.cancelled_at = uow.now, None
+    series.agency_id, series.registered_by = cmd.viewer.agency, cmd.viewer.sub
     ids = (await uow.scalars(select(Session.id).where(
         Session.program_id == cmd.program_id, Session.status == "scheduled", Session.starts_at > uow.now)
         .order_by(Session.starts_at, Session.id))).all()  # one lock order for everyone: no deadlocks
@@ -241,6 +252,82 @@ async def register_series(uow: UnitOfWork, cmd: RegisterSeries) -> list[Seat]:
         if s is not None:
             out.append(s)
     return await named(uow, out)
+
+
+async def seat_series(uow: UnitOfWork, sessions: Sequence[Session]) -> int:
+    """Seats every active series registrant who is still active staff at sessions just created (or
+    scheduled again) for one program: confirmed or waiting, first registered first, via=series.
+
+    Call with the program's lock held (recurrence edit, expansion chore), after the sessions are flushed.
+    """
+    if not sessions:
+        return 0
+    program = await get_program(uow, sessions[0].program_id)
+    people = (await uow.scalars(select(SeriesRegistration).where(
+        SeriesRegistration.program_id == program.id, SeriesRegistration.cancelled_at.is_(None))
+        .order_by(SeriesRegistration.created_at, SeriesRegistration.person_id))).all()
+    people = [p for p in people if open_to(program, p.agency_id) and await is_active_staff(uow, p.agency_id,
+                                                                                             p.person_id)]
+    n = 0
+    for s in sorted(sessions, key=lambda x: (x.starts_at, x.id)) if people else []:
+        session = await get_session(uow, s.id, lock=True)
+        if not domain.registration_open(session.status, session.starts_at, uow.now):
+            continue
+        for p in people:
+            seated = await _seat_in(uow, session, p.person_id, p.agency_id, p.registered_by, "series", series=True)
+            n += seated is not None
+    return n
+
+
+async def _end_future(uow: UnitOfWork, regs: Sequence[tuple[str, str]], reason: str) -> list[Registration]:
+    """Cancels the given (registration id, session id), in start order, each under its session's lock;
+    freed seats pass to the waiting list. The registrations cancelled."""
+    out = []
+    for rid, sid in regs:
+        session = await get_session(uow, sid, lock=True)
+        reg = (await uow.scalars(select(Registration).where(Registration.id == rid)
+                                 .execution_options(populate_existing=True))).one()
+        if reg.status not in domain.ACTIVE or uow.now >= session.starts_at:
+            continue
+        freed = reg.status in domain.HOLDS_SEAT
+        await _cancel(uow, reg, reason)
+        if freed:
+            await offer_free_seats(uow, session)
+        out.append(reg)
+    return out
+
+
+async def cancel_series(uow: UnitOfWork, cmd: RegisterSeries) -> list[Seat]:
+    """Ends a series registration: no more automatic seats, and the person's future registrations of
+    the program are cancelled. The person, their agency admin or the program's hub may do it."""
+    person = cmd.person_id or cmd.viewer.sub
+    series = await uow.get(SeriesRegistration, (cmd.program_id, person))
+    own_staff = series is not None and cmd.viewer.has("agency_admin") and cmd.viewer.agency == series.agency_id
+    if person != cmd.viewer.sub and not own_staff and not await is_hub(uow, cmd.program_id, cmd.viewer):
+        raise Problem(403, "You can only cancel your own series; an agency admin may cancel their staff's.",
+                      slug="not-your-record")
+    if series is None:
+        raise Problem(404, f"No series registration of {person} for program {cmd.program_id}.")
+    if series.cancelled_at is not None:
+        raise Problem(409, "This series registration was already cancelled.", slug="registration-not-active")
+    series.cancelled_at = uow.now
+    ids = (await uow.execute(select(Registration.id, Registration.session_id).join(
+        Session, Session.id == Registration.session_id).where(
+        Registration.program_id == cmd.program_id, Registration.person_id == person,
+        Registration.status.in_(domain.ACTIVE), Session.starts_at > uow.now)
+        .order_by(Session.starts_at, Session.id))).all()  # the lock order register_series uses
+    return await named(uow, [Seat(r) for r in await _end_future(uow, [(r, s) for r, s in ids], "cancelled")])
+
+
+async def recap_offers(uow: UnitOfWork, session: Session) -> int:
+    """After a session moved earlier: outstanding offers end at the new start at the latest (the caller
+    holds the session's lock). The number re-capped."""
+    regs = (await uow.scalars(select(Registration).where(
+        Registration.session_id == session.id, Registration.status == "offered",
+        Registration.offer_expires_at > session.starts_at))).all()
+    for reg in regs:
+        reg.offer_expires_at, reg.updated_at = session.starts_at, uow.now
+    return len(regs)
 
 
 # ---- changing a registration -----------------------------------------------------------------------
@@ -322,24 +409,19 @@ async def decline(uow: UnitOfWork, cmd: Act) -> Seat:
 
 
 async def release_seats_of_leaver(uow: UnitOfWork, agency: str, person: str) -> int:
-    """A person left their agency: their registrations for sessions not yet started end (`left_roster`),
-    and the seats they held pass to the waiting list. The number cancelled."""
+    """A person left their agency: their series registrations end, their registrations for sessions not
+    yet started end (`left_roster`), and the seats they held pass to the waiting list. The number cancelled."""
     now = uow.now
+    for series in (await uow.scalars(select(SeriesRegistration).where(
+            SeriesRegistration.person_id == person, SeriesRegistration.agency_id == agency,
+            SeriesRegistration.cancelled_at.is_(None)))).all():
+        series.cancelled_at = now
     ids = (await uow.execute(select(Registration.id, Registration.session_id).join(
         Session, Session.id == Registration.session_id).where(
         Registration.person_id == person, Registration.agency_id == agency,
         Registration.status.in_(domain.ACTIVE), Session.starts_at > now)
         .order_by(Session.starts_at, Session.id))).all()  # the lock order register_series uses
-    for rid, sid in ids:
-        session = await get_session(uow, sid, lock=True)
-        reg = (await uow.scalars(select(Registration).where(Registration.id == rid)
-                                 .execution_options(populate_existing=True))).one()
-        if reg.status not in domain.ACTIVE:
-            continue
-        freed = reg.status in domain.HOLDS_SEAT
-        await _cancel(uow, reg, "left_roster")
-        if freed:
-            await offer_free_seats(uow, session)
+    await _end_future(uow, [(r, s) for r, s in ids], "left_roster")
     return len(ids)
 
 
@@ -447,20 +529,24 @@ async def send_reminders(uow: UnitOfWork, session_id: str) -> int:
     regs = (await uow.scalars(select(Registration).where(
         Registration.session_id == session_id, Registration.status == "confirmed")
         .order_by(Registration.position))).all()
+    # Only reminders of the current start count: a moved session's reminders are due again.
     sent: dict[str, set[str]] = {}
-    for person, lead in (await uow.execute(select(ReminderSent.person_id, ReminderSent.lead).where(
+    for person, lead, start in (await uow.execute(select(
+            ReminderSent.person_id, ReminderSent.lead, ReminderSent.starts_at).where(
             ReminderSent.session_id == session_id))).all():
-        sent.setdefault(person, set()).add(lead)
+        if start == session.starts_at:
+            sent.setdefault(person, set()).add(lead)
     n = 0
     for reg in regs:
         for lead in domain.reminders_due(session.starts_at, now, sent.get(reg.person_id, ())):
-            uow.add(ReminderSent(session_id=session_id, person_id=reg.person_id, lead=lead, sent_at=now))
+            uow.add(ReminderSent(session_id=session_id, person_id=reg.person_id, lead=lead,
+                                 starts_at=session.starts_at, sent_at=now))
             await uow.emit(SessionReminderDue(
                 session_id=session_id, program_id=session.program_id, registration_id=reg.id,
                 person_id=reg.person_id, lead=lead, title=session.title,  # type: ignore[arg-type]
                 starts_at=session.starts_at, timezone=session.timezone),
                 subject=reg.id, agency=reg.agency_id,
-                event_id=domain.reminder_event_id(session_id, reg.person_id, lead))
+                event_id=domain.reminder_event_id(session_id, reg.person_id, lead, session.starts_at))
             n += 1
     return n
 

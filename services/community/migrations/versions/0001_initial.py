@@ -17,8 +17,8 @@ branch_labels = None
 depends_on = None
 
 TABLES = ("case_reads", "cases", "certificates", "attendance_adjustments", "attendance", "calendar_feeds",
-          "reminders_sent", "registrations", "sessions", "hub_members", "programs", "competencies", "agencies",
-          "people")
+          "reminders_sent", "series_registrations", "registrations", "sessions", "hub_members", "programs",
+          "competencies", "agencies", "people")
 
 
 def upgrade() -> None:
@@ -194,9 +194,20 @@ def upgrade() -> None:
     sa.Column('session_id', sa.String(length=36), nullable=False),
     sa.Column('person_id', sa.String(length=36), nullable=False),
     sa.Column('lead', sa.String(length=8), nullable=False),
+    sa.Column('starts_at', UTCDateTime, nullable=False),
     sa.Column('sent_at', UTCDateTime, nullable=False),
-    sa.PrimaryKeyConstraint('session_id', 'person_id', 'lead', name=op.f('pk_reminders_sent'))
+    sa.PrimaryKeyConstraint('session_id', 'person_id', 'lead', 'starts_at', name=op.f('pk_reminders_sent'))
     )
+    op.create_table('series_registrations',
+    sa.Column('program_id', sa.String(length=36), nullable=False),
+    sa.Column('person_id', sa.String(length=36), nullable=False),
+    sa.Column('agency_id', sa.String(length=36), nullable=False),
+    sa.Column('registered_by', sa.String(length=36), nullable=False),
+    sa.Column('created_at', UTCDateTime, nullable=False),
+    sa.Column('cancelled_at', UTCDateTime, nullable=True),
+    sa.PrimaryKeyConstraint('program_id', 'person_id', name=op.f('pk_series_registrations'))
+    )
+    op.create_index('ix_series_registrations_person', 'series_registrations', ['person_id'], unique=False)
     op.create_table('sessions',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('program_id', sa.String(length=36), nullable=False),
