@@ -42,6 +42,8 @@ from trellis.outbox import OutboxRelay, outbox_stats
 from trellis.settings import DevSecretExposed, Settings, get_settings, refuse_dev_secret_exposed, service_settings
 
 log = logging.getLogger("trellis.service")
+# One try at declaring the streams, then one at starting the consumers; a stalled one is retried.
+START_ATTEMPT_S = 20.0
 ENTRY_POINTS = "trellis.services"
 
 
@@ -213,13 +215,17 @@ async def start_messaging(name: str, broker: Any, relay: OutboxRelay, settings: 
     delay = 0.5
     while True:
         try:
-            await ensure_streams(jetstream(broker), settings)
+            # Bounded: on a cluster still electing leaders an attempt was seen to stall for good, not fail.
+            await asyncio.wait_for(ensure_streams(jetstream(broker), settings), START_ATTEMPT_S)
+            await asyncio.wait_for(broker.start(), START_ATTEMPT_S)
             break
         except Exception as e:  # noqa: BLE001 - JetStream not ready yet (a cluster electing leaders)
             log.warning("%s: JetStream not ready (%r); retrying in %.1fs", name, e, delay)
+            for sub in broker.subscribers:  # a half-started attempt: the next one starts from scratch
+                with contextlib.suppress(Exception):
+                    await sub.stop()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
-    await broker.start()
     log.info("%s: connected to NATS", name)
     return asyncio.create_task(relay.run(), name=f"{name}-outbox-relay")
 
